@@ -1,0 +1,10 @@
+"""peerline: peer-to-peer connections through NATs and firewalls."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("peerline")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

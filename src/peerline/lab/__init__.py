@@ -1,0 +1,1 @@
+"""The NAT lab: hosts in network namespaces behind real kernel NATs."""
