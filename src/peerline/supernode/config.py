@@ -1,0 +1,123 @@
+"""What `peerline serve` serves and where: one validated dataclass.
+
+Values come from defaults, then a TOML configuration file, then command-line
+flags; a flag wins over the file. Every key of the file has the name of its
+flag with `_` for `-` (e.g. `stun_port = 3478`, `listen = ["203.0.113.1"]`).
+"""
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from peerline.errors import UsageError
+from peerline.net import parse_ip, parse_port
+from peerline.ratelimit import RateLimit
+
+DEFAULT_STATE_DIR = Path("/var/lib/peerline")
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    """Everything a supernode needs to start; validated when built."""
+
+    #: IP addresses to listen on; empty means every address of every interface.
+    listen: tuple[str, ...] = ()
+    stun_port: int = 3478
+    tls_port: int = 5349
+    #: A second address of this host: turns RFC 5780 behaviour discovery on.
+    alt_ip: str | None = None
+    #: The second port for RFC 5780 (default: stun_port + 1).
+    alt_port: int | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: Where the node keeps what it makes for itself (its self-signed certificate).
+    state_dir: Path = DEFAULT_STATE_DIR
+    #: Responses per second (and burst) any one source address can draw; 0 = no limit.
+    rate: float = 500.0
+    burst: float = 1000.0
+    software: str = "peerline"
+
+    def __post_init__(self) -> None:
+        for port in (self.stun_port, self.tls_port, self.rfc5780_alt_port):
+            parse_port(port)
+        if self.alt_ip is not None:
+            alt = ipaddress.ip_address(self.alt_ip)
+            same_family = [
+                ip for ip in self.listen if ipaddress.ip_address(ip).version == alt.version
+            ]
+            if not same_family:
+                raise UsageError(
+                    f"--alt-ip {self.alt_ip} needs a --listen address of the same family "
+                    "(the primary address of RFC 5780 behaviour discovery)"
+                )
+            if self.alt_ip in self.listen:
+                raise UsageError("--alt-ip must differ from the --listen addresses")
+            if self.rfc5780_alt_port == self.stun_port:
+                raise UsageError("--alt-port must differ from --stun-port")
+        if self.rate < 0 or self.burst < 0:
+            raise UsageError("--rate and --burst must not be negative")
+
+    @property
+    def rfc5780(self) -> bool:
+        return self.alt_ip is not None
+
+    @property
+    def rfc5780_alt_port(self) -> int:
+        return self.alt_port if self.alt_port is not None else self.stun_port + 1
+
+    @property
+    def primary_ip(self) -> str | None:
+        """The listen address paired with `alt_ip` for RFC 5780 (the first of its family)."""
+        if self.alt_ip is None:
+            return None
+        version = ipaddress.ip_address(self.alt_ip).version
+        return next(ip for ip in self.listen if ipaddress.ip_address(ip).version == version)
+
+    @property
+    def rate_limit(self) -> RateLimit:
+        return RateLimit(rate=self.rate, burst=self.burst)
+
+
+_PATH_KEYS = {"tls_cert", "tls_key", "state_dir"}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The file's settings, checked against the known keys; one clear error otherwise."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as error:
+        raise UsageError(f"cannot read configuration file {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"configuration file {path}: {error}") from None
+    known = {item.name for item in fields(ServeConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UsageError(f"configuration file {path}: unknown setting(s) {', '.join(unknown)}")
+    return data
+
+
+def build_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> ServeConfig:
+    """Merge defaults < file < flags (flags set to None or empty were not given)."""
+    merged: dict[str, Any] = dict(file_values)
+    merged.update({key: value for key, value in flag_values.items() if value not in (None, [])})
+    try:
+        if "listen" in merged:
+            listen = merged["listen"]
+            merged["listen"] = tuple(
+                parse_ip(ip) for ip in ([listen] if isinstance(listen, str) else listen)
+            )
+        if merged.get("alt_ip") is not None:
+            merged["alt_ip"] = parse_ip(merged["alt_ip"])
+        for key in _PATH_KEYS & merged.keys():
+            merged[key] = Path(merged[key])
+        for key in ("stun_port", "tls_port", "alt_port"):
+            if merged.get(key) is not None:
+                merged[key] = parse_port(merged[key])
+        for key in ("rate", "burst"):
+            if key in merged:
+                merged[key] = float(merged[key])
+        return ServeConfig(**merged)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"bad configuration: {error}") from None

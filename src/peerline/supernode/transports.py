@@ -1,0 +1,239 @@
+"""Thin asyncio adapters: move bytes between sockets and the sans-IO services.
+
+Nothing here knows a protocol. A UDP endpoint hands each datagram to a
+`DatagramHandler` and sends whatever it answers from whichever of the server's
+sockets it names; a stream connection cuts the byte stream into messages with a
+`Framer` and writes the answers back on the same connection. Connections that
+send nothing useful for `idle_timeout` seconds are closed, so half-open or
+silent connections cannot pile up.
+"""
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from peerline.net import Address, format_address
+
+log = logging.getLogger(__name__)
+
+
+class Transport(StrEnum):
+    UDP = "udp"
+    TCP = "tcp"
+    TLS = "tls"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Bytes to send, from the local socket `local`, to `destination`.
+
+    On a stream connection `local` and `destination` are ignored: the answer goes
+    back on the connection the request came in on.
+    """
+
+    data: bytes
+    local: Address
+    destination: Address
+
+
+class DatagramHandler(Protocol):
+    def __call__(
+        self, data: bytes, source: Address, local: Address, transport: Transport, now: float
+    ) -> Reply | None: ...
+
+
+class Framer(Protocol):
+    def __call__(self, buffer: bytearray) -> int:
+        """Length of the first complete message in `buffer`, 0 if incomplete, -1 if garbage."""
+        ...
+
+
+class UdpEndpoint(asyncio.DatagramProtocol):
+    """One bound UDP socket feeding a handler; answers may leave from a sibling socket."""
+
+    def __init__(self, local: Address, handler: DatagramHandler, registry: "UdpRegistry") -> None:
+        self.local = local
+        self._handler = handler
+        self._registry = registry
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        source = (str(addr[0]), int(addr[1]))
+        reply = self._handler(data, source, self.local, Transport.UDP, self._loop.time())
+        if reply is None:
+            return
+        sender = self if reply.local == self.local else self._registry.get(reply.local)
+        if sender is not None and sender.transport is not None:
+            sender.transport.sendto(reply.data, reply.destination)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (port unreachable from a vanished client) are normal on a server.
+        log.debug("udp %s: %s", format_address(self.local), exc)
+
+
+class UdpRegistry:
+    """The server's UDP sockets by local address, so an answer can pick its sender."""
+
+    def __init__(self) -> None:
+        self._endpoints: dict[Address, UdpEndpoint] = {}
+
+    def get(self, local: Address) -> UdpEndpoint | None:
+        return self._endpoints.get(local)
+
+    async def open(self, local: Address, handler: DatagramHandler) -> UdpEndpoint:
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in local[0] else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+            sock.bind(local)
+        except OSError:
+            sock.close()
+            raise
+        _, endpoint = await loop.create_datagram_endpoint(
+            lambda: UdpEndpoint(local, handler, self), sock=sock
+        )
+        self._endpoints[local] = endpoint
+        return endpoint
+
+    def close(self) -> None:
+        for endpoint in self._endpoints.values():
+            if endpoint.transport is not None:
+                endpoint.transport.close()
+        self._endpoints.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    """Bounds that keep a stream listener alive under abuse."""
+
+    idle_timeout: float = 60.0
+    max_connections: int = 10000
+    max_buffer: int = 65536 + 20
+
+
+class StreamConnection(asyncio.Protocol):
+    """One TCP or TLS connection: frames messages, answers on the same connection."""
+
+    def __init__(self, listener: "StreamListener") -> None:
+        self._listener = listener
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._peer: Address = ("", 0)
+        self._idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self._peer = (str(peer[0]), int(peer[1])) if peer else ("", 0)
+        if not self._listener.admit(self):
+            transport.abort()
+            return
+        self._arm_idle()
+
+    def _arm_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        loop = asyncio.get_running_loop()
+        self._idle = loop.call_later(self._listener.limits.idle_timeout, self._close)
+
+    def _close(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        listener = self._listener
+        buffer = self._buffer
+        buffer += data
+        if len(buffer) > listener.limits.max_buffer:
+            self._close()
+            return
+        loop = asyncio.get_running_loop()
+        while buffer:
+            size = listener.framer(buffer)
+            if size < 0:
+                self._close()
+                return
+            if size == 0:
+                return
+            message = bytes(buffer[:size])
+            del buffer[:size]
+            self._arm_idle()
+            reply = listener.handler(
+                message, self._peer, listener.local, listener.transport, loop.time()
+            )
+            if reply is not None and self._transport is not None:
+                self._transport.write(reply.data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._listener.release(self)
+
+
+class StreamListener:
+    """A TCP or TLS listening socket with a connection cap."""
+
+    def __init__(
+        self,
+        local: Address,
+        transport: Transport,
+        handler: DatagramHandler,
+        framer: Framer,
+        limits: StreamLimits,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.local = local
+        self.transport = transport
+        self.handler = handler
+        self.framer = framer
+        self.limits = limits
+        self._tls = tls
+        self._connections: set[StreamConnection] = set()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    def admit(self, connection: StreamConnection) -> bool:
+        if len(self._connections) >= self.limits.max_connections:
+            return False
+        self._connections.add(connection)
+        return True
+
+    def release(self, connection: StreamConnection) -> None:
+        self._connections.discard(connection)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        factory: Callable[[], asyncio.Protocol] = lambda: StreamConnection(self)  # noqa: E731
+        self._server = await loop.create_server(
+            factory,
+            host=self.local[0],
+            port=self.local[1],
+            ssl=self._tls,
+            reuse_address=True,
+            ssl_handshake_timeout=10.0 if self._tls else None,
+        )
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for connection in list(self._connections):
+                connection._close()
+            await self._server.wait_closed()
