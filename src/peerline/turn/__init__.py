@@ -1,0 +1,1 @@
+"""TURN (RFC 8656): relay allocations, server and client."""
