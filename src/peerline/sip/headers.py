@@ -1,0 +1,243 @@
+"""Header fields as an ordered, immutable list, with compact and canonical names.
+
+Each entry is one header line as received (folding undone), under its
+canonical name: `v`, `VIA` and `via` all become `Via`. Unknown headers keep the
+name they came with and their place in the list; nothing is dropped.
+Comma-separated lists are split only for the headers RFC 3261 defines as
+lists, never for WWW-Authenticate, Authorization, Date or unknown headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from peerline.sip._syntax import split_list
+
+#: RFC 3261 §7.3.3 and later RFCs: compact form -> canonical name.
+COMPACT_FORMS = {
+    "a": "Accept-Contact",
+    "b": "Referred-By",
+    "c": "Content-Type",
+    "d": "Request-Disposition",
+    "e": "Content-Encoding",
+    "f": "From",
+    "i": "Call-ID",
+    "j": "Reject-Contact",
+    "k": "Supported",
+    "l": "Content-Length",
+    "m": "Contact",
+    "n": "Identity-Info",
+    "o": "Event",
+    "r": "Refer-To",
+    "s": "Subject",
+    "t": "To",
+    "u": "Allow-Events",
+    "v": "Via",
+    "x": "Session-Expires",
+    "y": "Identity",
+}
+
+_KNOWN_NAMES = (
+    "Accept",
+    "Accept-Contact",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Alert-Info",
+    "Allow",
+    "Allow-Events",
+    "Authentication-Info",
+    "Authorization",
+    "Call-ID",
+    "Call-Info",
+    "Contact",
+    "Content-Disposition",
+    "Content-Encoding",
+    "Content-Language",
+    "Content-Length",
+    "Content-Type",
+    "CSeq",
+    "Date",
+    "Error-Info",
+    "Event",
+    "Expires",
+    "Flow-Timer",
+    "From",
+    "Identity",
+    "Identity-Info",
+    "In-Reply-To",
+    "Max-Forwards",
+    "MIME-Version",
+    "Min-Expires",
+    "Organization",
+    "Path",
+    "Priority",
+    "Proxy-Authenticate",
+    "Proxy-Authorization",
+    "Proxy-Require",
+    "RAck",
+    "Reason",
+    "Record-Route",
+    "Refer-To",
+    "Referred-By",
+    "Reject-Contact",
+    "Reply-To",
+    "Request-Disposition",
+    "Require",
+    "Retry-After",
+    "Route",
+    "RSeq",
+    "Server",
+    "Service-Route",
+    "Session-Expires",
+    "Subject",
+    "Supported",
+    "Timestamp",
+    "To",
+    "Unsupported",
+    "User-Agent",
+    "Via",
+    "Warning",
+    "WWW-Authenticate",
+)
+_CANONICAL = {name.lower(): name for name in _KNOWN_NAMES}
+
+#: Headers whose value is a comma-separated list (RFC 3261 §7.3.1).
+LIST_HEADERS = frozenset(
+    {
+        "Accept",
+        "Accept-Contact",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Alert-Info",
+        "Allow",
+        "Allow-Events",
+        "Call-Info",
+        "Contact",
+        "Content-Encoding",
+        "Content-Language",
+        "Error-Info",
+        "In-Reply-To",
+        "Path",
+        "Proxy-Require",
+        "Reason",
+        "Record-Route",
+        "Reject-Contact",
+        "Require",
+        "Route",
+        "Service-Route",
+        "Supported",
+        "Unsupported",
+        "Via",
+        "Warning",
+    }
+)
+
+
+def canonical_name(name: str) -> str:
+    """`v` -> `Via`, `call-id` -> `Call-ID`; an unknown name is returned unchanged."""
+    if len(name) == 1:
+        compact = COMPACT_FORMS.get(name.lower())
+        if compact:
+            return compact
+    return _CANONICAL.get(name.lower(), name)
+
+
+class Headers:
+    """Header lines in order. Lookups ignore case and accept compact forms."""
+
+    __slots__ = ("_keys", "items")
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self.items: tuple[tuple[str, str], ...] = tuple(
+            (canonical_name(name), value) for name, value in items
+        )
+        self._keys: tuple[str, ...] = tuple(name.lower() for name, _ in self.items)
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return canonical_name(name).lower()
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._key(name) in self._keys
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and self.items == other.items
+
+    def __hash__(self) -> int:
+        return hash(self.items)
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self.items)!r})"
+
+    def get(self, name: str) -> str | None:
+        """The value of the first line named `name`, or None."""
+        key = self._key(name)
+        for item_key, (_, value) in zip(self._keys, self.items, strict=True):
+            if item_key == key:
+                return value
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        """The value of every line named `name`, in order."""
+        key = self._key(name)
+        return [value for k, (_, value) in zip(self._keys, self.items, strict=True) if k == key]
+
+    def values(self, name: str) -> list[str]:
+        """Every value of `name`: list headers split at commas, others one per line."""
+        lines = self.get_all(name)
+        if canonical_name(name) not in LIST_HEADERS:
+            return lines
+        return [element for line in lines for element in split_list(line)]
+
+    def with_added(self, name: str, value: str) -> Headers:
+        """A copy with a line appended at the end."""
+        return Headers((*self.items, (name, value)))
+
+    def with_first(self, name: str, value: str) -> Headers:
+        """A copy with a line put above the first line of that name (Via, Record-Route),
+        or at the top when there is none."""
+        key = self._key(name)
+        items = list(self.items)
+        index = next((i for i, k in enumerate(self._keys) if k == key), 0)
+        items.insert(index, (name, value))
+        return Headers(items)
+
+    def with_set(self, name: str, value: str) -> Headers:
+        """A copy where `name` has exactly this one value, in the place of the first old one."""
+        key = self._key(name)
+        items: list[tuple[str, str]] = []
+        placed = False
+        for item_key, item in zip(self._keys, self.items, strict=True):
+            if item_key != key:
+                items.append(item)
+            elif not placed:
+                items.append((item[0], value))
+                placed = True
+        if not placed:
+            items.append((name, value))
+        return Headers(items)
+
+    def without(self, name: str) -> Headers:
+        key = self._key(name)
+        return Headers(item for k, item in zip(self._keys, self.items, strict=True) if k != key)
+
+    def without_first_value(self, name: str) -> Headers:
+        """A copy without the first element of a list header (popping a Route or Via),
+        leaving the rest of that line in place."""
+        key = self._key(name)
+        items = list(self.items)
+        for index, item_key in enumerate(self._keys):
+            if item_key == key:
+                rest = split_list(items[index][1])[1:]
+                if rest:
+                    items[index] = (items[index][0], ", ".join(rest))
+                else:
+                    del items[index]
+                break
+        return Headers(items)
