@@ -1,0 +1,102 @@
+"""STUN (RFC 8489, RFC 5780) without I/O: messages, attributes, credentials and
+the client transaction. Servers, clients, TURN and ICE are built on this.
+"""
+
+from peerline.stun.attributes import (
+    ChangeRequest,
+    ErrorCodeValue,
+    PasswordAlgorithmEntry,
+    TransportAddress,
+    decode_address,
+    decode_error_code,
+    decode_xor_address,
+    encode_address,
+    encode_error_code,
+    encode_xor_address,
+)
+from peerline.stun.builder import MessageBuilder, binding_success, new_transaction_id
+from peerline.stun.constants import (
+    MAGIC_COOKIE,
+    AddressFamily,
+    AttributeType,
+    ErrorCode,
+    MessageClass,
+    Method,
+    PasswordAlgorithm,
+)
+from peerline.stun.credentials import PasswordPrep, long_term_key, short_term_key, userhash
+from peerline.stun.errors import EncodeError, MalformedMessage, PrepError, StunError
+from peerline.stun.message import (
+    Attribute,
+    Message,
+    comprehension_required_unknown,
+    encode,
+    encode_attributes,
+    frame_length,
+    is_stun,
+    parse,
+    verify_fingerprint,
+    verify_message_integrity,
+    verify_message_integrity_sha256,
+)
+from peerline.stun.prep import opaque_string, saslprep
+from peerline.stun.transaction import (
+    ClientTransaction,
+    Failed,
+    ResponseReceived,
+    TimedOut,
+    TransactionConfig,
+    TransactionResult,
+    Transport,
+)
+
+__all__ = [
+    "MAGIC_COOKIE",
+    "AddressFamily",
+    "Attribute",
+    "AttributeType",
+    "ChangeRequest",
+    "ClientTransaction",
+    "EncodeError",
+    "ErrorCode",
+    "ErrorCodeValue",
+    "Failed",
+    "MalformedMessage",
+    "Message",
+    "MessageBuilder",
+    "MessageClass",
+    "Method",
+    "PasswordAlgorithm",
+    "PasswordAlgorithmEntry",
+    "PasswordPrep",
+    "PrepError",
+    "ResponseReceived",
+    "StunError",
+    "TimedOut",
+    "TransactionConfig",
+    "TransactionResult",
+    "Transport",
+    "TransportAddress",
+    "binding_success",
+    "comprehension_required_unknown",
+    "decode_address",
+    "decode_error_code",
+    "decode_xor_address",
+    "encode",
+    "encode_address",
+    "encode_attributes",
+    "encode_error_code",
+    "encode_xor_address",
+    "frame_length",
+    "is_stun",
+    "long_term_key",
+    "new_transaction_id",
+    "opaque_string",
+    "parse",
+    "saslprep",
+    "short_term_key",
+    "userhash",
+    "verify_fingerprint",
+    "verify_message_integrity",
+    "verify_message_integrity_sha256",
+]
