@@ -422,3 +422,28 @@ def _validate(message: Message) -> None:
             f"CSeq method {cseq.method!r} differs from request method {message.method!r}",
             status=400 if known else 501,
         )
+
+
+def build_ack(request: Request, response: Response) -> Request:
+    """The ACK a client transaction sends for a 3xx-6xx to its INVITE (RFC 3261
+    §17.1.1.3): same Request-URI, Call-ID, From, CSeq number and top Via, the To
+    of the response, and the request's Route set."""
+    via = request.headers.values("Via")[0]
+    items: list[tuple[str, str]] = [("Via", via), ("Max-Forwards", "70")]
+    items.extend(("Route", value) for value in request.headers.get_all("Route"))
+    items.append(("From", request._one("From")))
+    items.append(("To", response._one("To")))
+    items.append(("Call-ID", request._one("Call-ID")))
+    items.append(("CSeq", f"{request.cseq.number} {Method.ACK}"))
+    return Request(Method.ACK, request.uri, Headers(items))
+
+
+def build_cancel(request: Request) -> Request:
+    """The CANCEL for a pending request (RFC 3261 §9.1): it shares the request's
+    branch, so it reaches the same next hop and matches the same transaction."""
+    via = request.headers.values("Via")[0]
+    items: list[tuple[str, str]] = [("Via", via), ("Max-Forwards", "70")]
+    items.extend(("Route", value) for value in request.headers.get_all("Route"))
+    items.extend((name, request._one(name)) for name in ("From", "To", "Call-ID"))
+    items.append(("CSeq", f"{request.cseq.number} {Method.CANCEL}"))
+    return Request(Method.CANCEL, request.uri, Headers(items))
