@@ -143,7 +143,7 @@ def parse_via(text: str) -> Via:
         value = params.get(numeric)
         if value is not None:
             parse_uint(value, f"Via {numeric}", limit)
-    branch = params.get("branch")
+    branch = params.raw("branch")
     if "branch" in params and not (branch and is_token(branch)):
         raise MalformedMessage(f"bad Via branch {branch!r}")
     return Via(transport.upper(), host, port, params, f"{name.upper()}/{version}")

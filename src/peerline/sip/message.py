@@ -266,6 +266,7 @@ class Response(HeaderFields):
         if status == 100 and timestamp is not None:
             items.append(("Timestamp", timestamp))
         items.extend(extra)
+        items.append(("Content-Length", str(len(body))))
         phrase = reason if reason is not None else REASON_PHRASES.get(status, "")
         return cls(status, phrase, Headers(items), body)
 
@@ -415,7 +416,10 @@ def _validate(message: Message) -> None:
     contacts = headers.values("Contact")
     if any(v.strip(WS) == "*" for v in contacts) and len(contacts) > 1:
         raise MalformedMessage("Contact '*' must stand alone")
-    message.contacts  # noqa: B018
+    for contact in message.contacts:
+        contact.q  # noqa: B018 -- the registrar orders by q and trusts these
+        contact.expires  # noqa: B018
+        contact.reg_id  # noqa: B018
     if isinstance(message, Request) and cseq.method != message.method:
         known = isinstance(message.method, Method)
         raise MalformedMessage(
@@ -435,6 +439,7 @@ def build_ack(request: Request, response: Response) -> Request:
     items.append(("To", response._one("To")))
     items.append(("Call-ID", request._one("Call-ID")))
     items.append(("CSeq", f"{request.cseq.number} {Method.ACK}"))
+    items.append(("Content-Length", "0"))
     return Request(Method.ACK, request.uri, Headers(items))
 
 
@@ -446,4 +451,5 @@ def build_cancel(request: Request) -> Request:
     items.extend(("Route", value) for value in request.headers.get_all("Route"))
     items.extend((name, request._one(name)) for name in ("From", "To", "Call-ID"))
     items.append(("CSeq", f"{request.cseq.number} {Method.CANCEL}"))
+    items.append(("Content-Length", "0"))
     return Request(Method.CANCEL, request.uri, Headers(items))
