@@ -385,7 +385,7 @@ def _parse_status_line(line: str) -> tuple[int, str]:
     version, _, rest = line.partition(" ")
     _check_version(version, "status line")
     code, _, reason = rest.partition(" ")
-    if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+    if len(code) != 3 or not (code.isascii() and code.isdigit()) or not 100 <= int(code) <= 699:
         raise MalformedMessage(f"status code must be 100-699: {code[:20]!r}")
     return int(code), reason
 
