@@ -4,7 +4,9 @@ Transports, the registrar and the proxy are built on this package; they feed it
 bytes and the current time and send what it hands back.
 """
 
+from peerline.sip.digest import DigestServer, Verdict
 from peerline.sip.errors import MalformedMessage, TransactionError
+from peerline.sip.framing import StreamFramer
 from peerline.sip.headers import Headers, canonical_name
 from peerline.sip.message import (
     Message,
@@ -13,11 +15,14 @@ from peerline.sip.message import (
     error_response,
     parse_message,
 )
+from peerline.sip.matching import TransactionKey, client_key, server_key
 from peerline.sip.methods import Method, StatusClass, Transport
+from peerline.sip.transaction import TimerConfig, client_transaction, server_transaction
 from peerline.sip.uri import AbsoluteUri, SipUri, TelUri, Uri, parse_uri
 
 __all__ = [
     "AbsoluteUri",
+    "DigestServer",
     "Headers",
     "MalformedMessage",
     "Message",
@@ -26,12 +31,20 @@ __all__ = [
     "Response",
     "SipUri",
     "StatusClass",
+    "StreamFramer",
     "TelUri",
+    "TimerConfig",
     "TransactionError",
+    "TransactionKey",
     "Transport",
     "Uri",
+    "Verdict",
     "canonical_name",
+    "client_key",
+    "client_transaction",
     "error_response",
     "parse_message",
     "parse_uri",
+    "server_key",
+    "server_transaction",
 ]
