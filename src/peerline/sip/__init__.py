@@ -8,6 +8,7 @@ from peerline.sip.digest import DigestServer, Verdict
 from peerline.sip.errors import MalformedMessage, TransactionError
 from peerline.sip.framing import StreamFramer
 from peerline.sip.headers import Headers, canonical_name
+from peerline.sip.matching import TransactionKey, client_key, server_key
 from peerline.sip.message import (
     Message,
     Request,
@@ -15,7 +16,6 @@ from peerline.sip.message import (
     error_response,
     parse_message,
 )
-from peerline.sip.matching import TransactionKey, client_key, server_key
 from peerline.sip.methods import Method, StatusClass, Transport
 from peerline.sip.transaction import TimerConfig, client_transaction, server_transaction
 from peerline.sip.uri import AbsoluteUri, SipUri, TelUri, Uri, parse_uri
