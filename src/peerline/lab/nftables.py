@@ -84,7 +84,7 @@ def loss_ruleset(interface: str, loss_percent: float) -> str:
     direction of `interface`, before conntrack sees them (the kernel lacks netem here
     and there, nftables is everywhere)."""
     threshold = round(loss_percent * 100)  # out of 10 000: 0.01 % steps
-    drop = f"numgen random mod 10000 < {threshold} drop"
+    drop = "drop" if threshold >= 10000 else f"numgen random mod 10000 < {threshold} drop"
     chains = [
         _chain(
             "incoming",

@@ -43,14 +43,21 @@ class Vantage:
     other_address: ProbeSocket
 
     @classmethod
-    def open(cls, probe: Probe, addresses: tuple[str, ...]) -> "Vantage":
+    def open(
+        cls,
+        probe: Probe,
+        addresses: tuple[str, ...],
+        ports: tuple[int, int] = (PRIMARY_PORT, OTHER_PORT),
+    ) -> "Vantage":
+        """Sockets on the first two `addresses` of `probe`'s host; other `ports` let
+        several vantages share one host."""
         if len(addresses) < 2:
             raise LabError(f"{probe.host} needs two addresses to observe NATs, not {addresses}")
         first, second = addresses[0], addresses[1]
         return cls(
-            probe.open(first, PRIMARY_PORT),
-            probe.open(first, OTHER_PORT),
-            probe.open(second, PRIMARY_PORT),
+            probe.open(first, ports[0]),
+            probe.open(first, ports[1]),
+            probe.open(second, ports[0]),
         )
 
     def __iter__(self) -> Iterator[ProbeSocket]:

@@ -98,6 +98,10 @@ class Topology:
 
     def __post_init__(self) -> None:
         _validate(self)
+        # One canonical order (in each network its plain hosts, then each NAT followed by
+        # what is behind it), so tables read like the tree and a topology read back from
+        # a file equals the one written.
+        object.__setattr__(self, "hosts", tuple(_tree_order(self.hosts, INTERNET)))
 
     def host(self, name: str) -> Host:
         """The host called `name`, or a UsageError that lists the hosts."""
@@ -174,6 +178,14 @@ def _validate(topology: Topology) -> None:
         _check_addresses(topology, network)
     for nat in topology.nats:
         _check_lan(topology, nat)
+
+
+def _tree_order(hosts: tuple[Host, ...], network: str) -> Iterator[Host]:
+    members = [host for host in hosts if host.network == network]
+    yield from (host for host in members if not host.is_nat)
+    for nat in (host for host in members if host.is_nat):
+        yield nat
+        yield from _tree_order(hosts, nat.name)
 
 
 def _check_reaches_internet(host: Host, by_name: dict[str, Host]) -> None:
