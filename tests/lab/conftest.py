@@ -6,13 +6,15 @@ Each lab is first cleared of whatever a killed earlier run left, and always torn
 
 import contextlib
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
 from peerline.lab.lab import Lab, teardown
+from peerline.lab.profiles import parse_nat
 from peerline.lab.tools import has_net_admin
-from peerline.lab.topology import Topology
+from peerline.lab.topology import INTERNET, Host, Topology
 
 PREFIX = "plt-"
 SKIP_REASON = "needs root and network namespaces (NAT lab)"
@@ -35,3 +37,21 @@ def built(topology: Topology) -> Iterator[Lab]:
     teardown(PREFIX)
     with Lab.up(topology, prefix=PREFIX) as lab:
         yield lab
+
+
+def side_by_side(name: str, profiles: Sequence[str]) -> Topology:
+    """The server and, for the Nth profile, nat-N (203.0.113.N0, LAN 10.N.0.0/24) with
+    peer-N (10.N.0.2) behind it: many NATs proved in one lab."""
+    hosts = [Host("server", INTERNET, (IPv4Address("203.0.113.1"), IPv4Address("203.0.113.2")))]
+    for index, profile in enumerate(profiles, start=1):
+        hosts += [
+            Host(
+                f"nat-{index}",
+                INTERNET,
+                (IPv4Address(f"203.0.113.{10 * index}"),),
+                nat=parse_nat(profile),
+                lan=IPv4Network(f"10.{index}.0.0/24"),
+            ),
+            Host(f"peer-{index}", f"nat-{index}", (IPv4Address(f"10.{index}.0.2"),)),
+        ]
+    return Topology(name, tuple(hosts))

@@ -1,15 +1,14 @@
 """Hairpinning on and off behind one NAT, and a short UDP binding timeout expiring."""
 
 from concurrent.futures import ThreadPoolExecutor
-from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
 from peerline.lab import builtin, proof
 from peerline.lab.lab import Lab
 from peerline.lab.profiles import parse_nat
-from peerline.lab.topology import INTERNET, Host, Topology
-from tests.lab.conftest import built
+from peerline.lab.topology import Topology
+from tests.lab.conftest import built, side_by_side
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(120)]
 
@@ -50,19 +49,7 @@ def timeouts() -> Topology:
         "symmetric,udp-timeout=5",
         "port-restricted-cone",
     ]
-    hosts = [Host("server", INTERNET, (IPv4Address("203.0.113.1"), IPv4Address("203.0.113.2")))]
-    for index, profile in enumerate(profiles, start=1):
-        hosts += [
-            Host(
-                f"nat-{index}",
-                INTERNET,
-                (IPv4Address(f"203.0.113.{10 * index}"),),
-                nat=parse_nat(profile),
-                lan=IPv4Network(f"10.{index}.0.0/24"),
-            ),
-            Host(f"peer-{index}", f"nat-{index}", (IPv4Address(f"10.{index}.0.2"),)),
-        ]
-    return Topology("timeouts", tuple(hosts))
+    return side_by_side("timeouts", profiles)
 
 
 def test_short_udp_timeout_expires_and_the_kernels_does_not() -> None:

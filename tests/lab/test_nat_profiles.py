@@ -5,15 +5,14 @@ behind it; the server's two addresses give three vantage sockets.
 """
 
 from collections.abc import Iterator
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 
 import pytest
 
 from peerline.lab import proof
 from peerline.lab.lab import Lab
-from peerline.lab.profiles import parse_nat
 from peerline.lab.topology import INTERNET, Host, Topology
-from tests.lab.conftest import built
+from tests.lab.conftest import built, side_by_side
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(120)]
 
@@ -29,20 +28,10 @@ GETS_IN = {
 
 
 def zoo() -> Topology:
-    hosts = [Host("server", INTERNET, (IPv4Address("203.0.113.1"), IPv4Address("203.0.113.2")))]
-    for index, profile in enumerate(PROFILES, start=1):
-        hosts.append(
-            Host(
-                f"nat-{index}",
-                INTERNET,
-                (IPv4Address(f"203.0.113.{10 * index}"),),
-                nat=parse_nat(profile),
-                lan=IPv4Network(f"10.{index}.0.0/24"),
-            )
-        )
-        hosts.append(Host(f"peer-{index}", f"nat-{index}", (IPv4Address(f"10.{index}.0.2"),)))
-    hosts.append(Host("open", INTERNET, (IPv4Address("203.0.113.99"),)))
-    return Topology("zoo", tuple(hosts))
+    """A NAT of every profile, and `open`: a host on the Internet with no NAT."""
+    topology = side_by_side("zoo", PROFILES)
+    open_host = Host("open", INTERNET, (IPv4Address("203.0.113.99"),))
+    return Topology("zoo", (*topology.hosts, open_host))
 
 
 @pytest.fixture(scope="module")
