@@ -77,3 +77,13 @@ def test_capability_is_read_from_the_process_status(tmp_path: Path) -> None:
     status.write_text("Name:\tx\nCapEff:\t0000000000000000\n")
     assert not has_net_admin(status)
     assert not has_net_admin(tmp_path / "missing")
+
+
+def test_demo_without_root_explains_and_suggests() -> None:
+    done = peerline("demo", unprivileged=True)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "needs root (CAP_NET_ADMIN)" in done.stdout
+    assert "sudo peerline demo" in done.stdout
+    assert "peerline --help" in done.stdout
+    assert "203.0.113.10" in done.stdout  # what it would have built

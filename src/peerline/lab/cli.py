@@ -27,7 +27,7 @@ machine's own interfaces. Needs root (CAP_NET_ADMIN).
 """
 
 
-def _nat_argument(text: str) -> NatSpec:
+def nat_argument(text: str) -> NatSpec:
     """argparse type: our UsageError becomes argparse's one-line error."""
     try:
         return parse_nat(text)
@@ -68,9 +68,9 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         help="pair, same-nat, cgnat, or a topology file (.toml)",
     )
     nat = "PROFILE[,hairpin][,udp-timeout=S]"
-    up.add_argument("--nat-a", type=_nat_argument, metavar=nat, help="nat-a (home-a in cgnat)")
-    up.add_argument("--nat-b", type=_nat_argument, metavar=nat, help="nat-b (pair, cgnat)")
-    up.add_argument("--cgn", type=_nat_argument, metavar=nat, help="the carrier NAT (cgnat)")
+    up.add_argument("--nat-a", type=nat_argument, metavar=nat, help="nat-a (home-a in cgnat)")
+    up.add_argument("--nat-b", type=nat_argument, metavar=nat, help="nat-b (pair, cgnat)")
+    up.add_argument("--cgn", type=nat_argument, metavar=nat, help="the carrier NAT (cgnat)")
     up.add_argument(
         "--delay",
         type=_number("milliseconds"),

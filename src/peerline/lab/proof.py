@@ -249,11 +249,11 @@ def _filtering_check(profile: Profile, seen: FilteringObservation) -> Check:
     expected = profile.filtering or Behaviour.ENDPOINT_INDEPENDENT
 
     def fate(arrived: bool) -> str:
-        return "in" if arrived else "dropped"
+        return "got in" if arrived else "dropped"
 
     detail = (
-        f"after one packet out: reply {fate(seen.same_endpoint)}, other port "
-        f"{fate(seen.other_port)}, other address {fate(seen.other_address)}"
+        f"after one packet out, the reply {fate(seen.same_endpoint)}; from another port: "
+        f"{fate(seen.other_port)}; from another address: {fate(seen.other_address)}"
     )
     behaviour = seen.behaviour
     return Check(f"filtering {behaviour or 'broken'}", behaviour == expected, detail)
