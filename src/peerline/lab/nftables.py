@@ -10,7 +10,8 @@ Every profile keeps one table, `ip peerline`, in the NAT's own namespace:
   sent to, so unsolicited packets are let in only from those addresses.
 - Mapping: `masquerade` is endpoint-independent and port-preserving; with
   `random,fully-random` it draws a new port per destination (symmetric).
-- Inbound packets that conntrack does not know and no rule translated are dropped.
+- Inbound packets that conntrack does not know and no rule translated are dropped,
+  silently (no ICMP port unreachable from the NAT itself).
 """
 
 from ipaddress import IPv4Address
@@ -51,7 +52,8 @@ def nat_ruleset(nat: NatSpec, public: IPv4Address) -> str:
         inbound.append(f'iifname "{WAN}" dnat ip to udp dport map @mapping')
 
     outbound = [f'oifname "{WAN}" masquerade{random}']
-    local = []
+    # Silent, as NATs are: no ICMP port unreachable for a port nobody maps.
+    local = [f'iifname "{WAN}" ct state new meta l4proto {{ tcp, udp }} drop']
     if nat.hairpin:
         # From the LAN to our public address: to the inside owner of the port, and
         # from our public address, so the receiver sees the sender's public mapping.
