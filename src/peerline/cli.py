@@ -18,6 +18,7 @@ from peerline.errors import PeerlineError
 COMMAND_MODULES: tuple[str, ...] = (
     "peerline.demo",
     "peerline.lab.cli",
+    "peerline.supernode.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]
