@@ -62,9 +62,7 @@ def create_self_signed(directory: Path, common_name: str = "peerline") -> Certif
     return pair
 
 
-def load_or_create(
-    certificate: Path | None, key: Path | None, state_dir: Path
-) -> CertificatePair:
+def load_or_create(certificate: Path | None, key: Path | None, state_dir: Path) -> CertificatePair:
     """The user's certificate pair if given, else the node's own, made once."""
     if certificate is not None or key is not None:
         if certificate is None or key is None:
