@@ -15,8 +15,10 @@ def test_password_and_ha1_lines(tmp_path: Path) -> None:
     path.write_text(f"# users\nalice:wonder:land\n\nbob:md5:{ha1}  # hashed\n")
     users = UserDirectory(read_users_file(path))
     alice, bob = users.get("alice"), users.get("bob")
-    assert alice is not None and alice.password == "wonder:land"
-    assert bob is not None and bob.ha1_md5("example.org") == ha1
+    assert alice is not None
+    assert alice.password == "wonder:land"
+    assert bob is not None
+    assert bob.ha1_md5("example.org") == ha1
     assert alice.ha1_md5("r") == hashlib.md5(b"alice:r:wonder:land").hexdigest()
     assert users.get("carol") is None
 
