@@ -127,6 +127,7 @@ def main() -> int:
         coturn = start(
             [
                 "turnserver",
+                "-n",  # no /etc/turnserver.conf: only the flags below count
                 "--stun-only",
                 "--relay-threads=1",
                 "--listening-ip=127.0.0.1",

@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "peerline.demo",
     "peerline.lab.cli",
     "peerline.supernode.cli",
+    "peerline.nat.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]
