@@ -47,7 +47,7 @@ class Plan:
     #: Per namespace, `tc -batch` lines.
     qdiscs: dict[str, list[str]] = field(default_factory=dict)
 
-    def _ip(self, namespace: str, *lines: str) -> None:
+    def add_ip(self, namespace: str, *lines: str) -> None:
         self.interfaces.setdefault(namespace, []).extend(lines)
 
 
@@ -57,7 +57,7 @@ def plan(topology: Topology, prefix: str) -> Plan:
     for network, members in walk(topology):
         switch = network_namespace(prefix, network)
         result.namespaces.append(switch)
-        result._ip(
+        result.add_ip(
             switch,
             "link set dev lo up",
             f"link add {BRIDGE} type bridge",
@@ -67,7 +67,7 @@ def plan(topology: Topology, prefix: str) -> Plan:
         if network != INTERNET:  # the NAT's LAN side is a port of this bridge too
             nat = topology.host(network)
             _connect(result, switch, host_namespace(prefix, nat.name), nat.name, nftables.LAN)
-            result._ip(
+            result.add_ip(
                 host_namespace(prefix, nat.name),
                 f"link set dev {nftables.LAN} up",
                 f"addr add {nat.lan_address}/{subnet.prefixlen} dev {nftables.LAN}",
@@ -76,13 +76,13 @@ def plan(topology: Topology, prefix: str) -> Plan:
             namespace = host_namespace(prefix, host.name)
             device = uplink(host)
             _connect(result, switch, namespace, host.name, device)
-            result._ip(
+            result.add_ip(
                 namespace,
                 *(f"addr add {a}/{subnet.prefixlen} dev {device}" for a in host.addresses),
             )
             gateway = topology.gateway(host)
             if gateway is not None:
-                result._ip(namespace, f"route add default via {gateway} dev {device}")
+                result.add_ip(namespace, f"route add default via {gateway} dev {device}")
             _shape(result, host, namespace, switch)
     for host in topology.hosts:
         namespace = host_namespace(prefix, host.name)
@@ -106,8 +106,8 @@ def _connect(result: Plan, switch: str, namespace: str, port: str, device: str) 
     result.veths.append(
         f"link add {device} netns {namespace} type veth peer name {port} netns {switch}"
     )
-    result._ip(switch, f"link set dev {port} master {BRIDGE}", f"link set dev {port} up")
-    result._ip(namespace, f"link set dev {device} up")
+    result.add_ip(switch, f"link set dev {port} master {BRIDGE}", f"link set dev {port} up")
+    result.add_ip(namespace, f"link set dev {device} up")
 
 
 def _shape(result: Plan, host: Host, namespace: str, switch: str) -> None:
