@@ -9,6 +9,7 @@ namespaces and see exactly which packets crossed a NAT and from which address:
     {"op": "send", "socket": 3, "to": [ip, port], "payload": "m1"}  -> {"ok": true}
     {"op": "receive", "socket": 3, "payloads": ["m1"], "timeout": 0.5}
         -> {"ok": true, "received": {"m1": [source ip, source port]}}   (what came in time)
+        optional "last": "m1", "settle": 0.2: once m1 came, wait only 0.2 s for the rest
     {"op": "close", "socket": 3}                          -> {"ok": true}
 
 Packets whose payload was not asked for are dropped. It exits at end of input.
@@ -37,7 +38,11 @@ def _open(request: dict[str, Any], sockets: dict[int, socket.socket]) -> dict[st
     return {"ok": True, "socket": sock.fileno(), "local": list(sock.getsockname())}
 
 
-def _receive(sock: socket.socket, wanted: set[str], timeout: float) -> dict[str, Any]:
+def _receive(
+    sock: socket.socket, wanted: set[str], timeout: float, last: str | None, settle: float
+) -> dict[str, Any]:
+    """Collect `wanted` payloads until all came or `timeout`; once `last` (sent after
+    the others) has come, the others get only `settle` seconds more."""
     deadline = time.monotonic() + min(timeout, _MAX_WAIT_S)
     received: dict[str, list[Any]] = {}
     while wanted - received.keys():
@@ -54,6 +59,8 @@ def _receive(sock: socket.socket, wanted: set[str], timeout: float) -> dict[str,
         payload = data.decode(errors="replace")
         if payload in wanted and payload not in received:
             received[payload] = list(source)
+            if payload == last:
+                deadline = min(deadline, time.monotonic() + settle)
     return {"ok": True, "received": received}
 
 
@@ -69,7 +76,14 @@ def handle(request: dict[str, Any], sockets: dict[int, socket.socket]) -> dict[s
         return {"ok": True}
     if operation == "receive":
         wanted = {str(payload) for payload in request["payloads"]}
-        return _receive(sock, wanted, float(request.get("timeout", 1.0)))
+        last = request.get("last")
+        return _receive(
+            sock,
+            wanted,
+            float(request.get("timeout", 1.0)),
+            None if last is None else str(last),
+            float(request.get("settle", 0.0)),
+        )
     if operation == "close":
         sockets.pop(sock.fileno()).close()
         return {"ok": True}

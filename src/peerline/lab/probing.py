@@ -128,13 +128,27 @@ class ProbeSocket:
             {"op": "send", "socket": self.id, "to": [to[0], to[1]], "payload": payload}
         )
 
-    def receive(self, payloads: Sequence[str], timeout: float = 1.0) -> dict[str, Address]:
+    def receive(
+        self,
+        payloads: Sequence[str],
+        timeout: float = 1.0,
+        *,
+        last: str | None = None,
+        settle: float = 0.2,
+    ) -> dict[str, Address]:
         """Which of `payloads` arrived within `timeout` (stops early once all have), and
-        the source address each came from."""
-        answer = self.probe.request(
-            {"op": "receive", "socket": self.id, "payloads": list(payloads), "timeout": timeout},
-            wait=timeout,
-        )
+        the source address each came from. With `last`, a payload sent after the others,
+        the others get only `settle` seconds more once it has come: a verdict of
+        "dropped" then waits for proof that the path works, not for a fixed time."""
+        request: dict[str, Any] = {
+            "op": "receive",
+            "socket": self.id,
+            "payloads": list(payloads),
+            "timeout": timeout,
+        }
+        if last is not None:
+            request.update(last=last, settle=settle)
+        answer = self.probe.request(request, wait=timeout)
         return {
             payload: (str(source[0]), int(source[1]))
             for payload, source in answer["received"].items()
