@@ -167,23 +167,25 @@ class NatProbe:
         return mapped_alt_ip, alt_both
 
     async def _filtering(self) -> tuple[bool | None, bool | None]:
+        """Filtering tests II and III at once, each on a fresh socket (so each has its
+        own mapping, opened towards the primary address only): silence costs one timeout."""
+        both, port = await asyncio.gather(
+            self._filtering_test(ChangeRequest(change_ip=True, change_port=True)),
+            self._filtering_test(ChangeRequest(change_port=True)),
+        )
+        self.progress(f"filtering test II (answer from other address and port): {both}")
+        self.progress(f"filtering test III (answer from other port): {port}")
+        if both is None:
+            return None, None
+        return both, None if both else port
+
+    async def _filtering_test(self, change: ChangeRequest) -> bool | None:
+        """Does an answer sent from elsewhere (as `change` asks) get in? None if untested."""
         server = self.config.server
         index = await self.hub.open((self.local_ip, 0))
         if _mapped(await self._ask(index, _binding(), server)) is None:
-            return None, None
-        both = _mapped(
-            await self._ask(
-                index, _binding(change=ChangeRequest(change_ip=True, change_port=True)), server
-            )
-        )
-        self.progress(f"filtering test II (answer from other address and port): {bool(both)}")
-        if both is not None:
-            return True, None
-        port = _mapped(
-            await self._ask(index, _binding(change=ChangeRequest(change_port=True)), server)
-        )
-        self.progress(f"filtering test III (answer from other port): {bool(port)}")
-        return False, port is not None
+            return None
+        return _mapped(await self._ask(index, _binding(change=change), server)) is not None
 
     async def _hairpin(self, mapping_socket: int, mapped: Address) -> bool | None:
         """Send a request from a second socket to our own mapped address; see if it arrives."""
