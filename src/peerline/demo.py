@@ -7,8 +7,11 @@ happens, Ctrl-C included.
 """
 
 import argparse
+import json
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +37,8 @@ class Demo:
     lab: Lab | None = None
     failed: list[str] = field(default_factory=list)
     step_number: int = 0
+    #: Programs the steps started in the lab; stopped before the lab is torn down.
+    processes: list["subprocess.Popen[str]"] = field(default_factory=list)
 
     def heading(self, text: str) -> None:
         self.step_number += 1
@@ -82,14 +87,96 @@ def prove_nats(demo: Demo) -> None:
                 demo.failed.append(f"{peer}: {check.label}")
 
 
+PEERLINE = [sys.executable, "-m", "peerline"]
+
+
+def start_supernode(demo: Demo) -> None:
+    lab = demo.built()
+    demo.heading(
+        "Start a supernode on the server: `peerline serve --listen 203.0.113.1 --alt-ip "
+        "203.0.113.2` (STUN with RFC 5780 behaviour discovery)"
+    )
+    state_dir = tempfile.mkdtemp(prefix="peerline-demo-")
+    server = lab.popen(
+        "server",
+        [
+            *PEERLINE,
+            "serve",
+            "--listen",
+            "203.0.113.1",
+            "--alt-ip",
+            "203.0.113.2",
+            "--tls-port",
+            "0",
+            "--state-dir",
+            state_dir,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    demo.processes.append(server)
+    assert server.stdout is not None
+    for _ in range(50):  # its start-up lines, up to "serving"
+        line = server.stdout.readline()
+        if not line or line.startswith("serving"):
+            break
+        if line.startswith("  "):
+            demo.say(f"   {line.strip()}")
+    if server.poll() is not None:
+        demo.failed.append("the supernode did not start")
+
+
+def classify_nats(demo: Demo) -> None:
+    lab = demo.built()
+    for peer in ("peer-a", "peer-b"):
+        nat = lab.nat(peer)
+        demo.heading(f"{peer} classifies its own NAT: `peerline natcheck --server 203.0.113.1`")
+        done = lab.run(
+            peer, [*PEERLINE, "natcheck", "--server", "203.0.113.1", "--json"], timeout=60
+        )
+        if done.returncode != 0:
+            demo.say(f"   ✗ natcheck failed: {done.stderr.strip().splitlines()[-1:]}")
+            demo.failed.append(f"{peer}: natcheck")
+            continue
+        report = json.loads(done.stdout)
+        demo.say(
+            f"   public address {report['public_address']}; mapping {report['mapping']}, "
+            f"filtering {report['filtering']}"
+        )
+        demo.say(f"   type: {report['classic_type']}. {report['meaning']}")
+        if nat is None:
+            continue
+        expected = (str(nat.profile.mapping), str(nat.profile.filtering))
+        found = (report["mapping"], report["filtering"])
+        ok = found == expected
+        demo.say(f"   {'✓' if ok else '✗'} natcheck agrees with the lab's {nat.profile} profile")
+        if not ok:
+            demo.failed.append(f"{peer}: natcheck saw {found}, the profile is {expected}")
+
+
 #: The demo, in order. Tearing down is not a step: it always happens after them.
-STEPS: list[Step] = [build_lab, prove_nats]
+STEPS: list[Step] = [build_lab, prove_nats, start_supernode, classify_nats]
+
+
+def stop_processes(demo: Demo) -> None:
+    for process in demo.processes:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def tear_down(demo: Demo) -> None:
     """Remove the lab, with Ctrl-C held off so that a second one cannot interrupt it."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        stop_processes(demo)
         removed = teardown(PREFIX)
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -133,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     if demo.failed:
         demo.say(f"\n✗ {len(demo.failed)} checks failed: {'; '.join(demo.failed)}")
         return 1
-    demo.say("\n✓ Every NAT behaves as its profile says.")
+    demo.say("\n✓ Every NAT behaves as its profile says, and each peer classified its own NAT.")
     return 0
 
 
@@ -142,7 +229,8 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         "demo",
         help="build the NAT lab and narrate what happens (needs root)",
         description="Build the NAT lab (needs root), show its hosts and NATs, prove each "
-        "NAT behaves as its profile says, and tear it all down.",
+        "NAT behaves as its profile says, start a supernode on the server, let each peer "
+        "classify its own NAT with natcheck, and tear it all down.",
     )
     parser.add_argument(
         "--nat-a",
