@@ -4,11 +4,11 @@ A server on the open Internet must cap what any one address can make it send,
 yet keep no per-source state for unauthenticated traffic (a flood of spoofed
 sources would otherwise fill memory). So sources share a fixed table of token
 buckets, indexed by a keyed hash of the source: memory is fixed at start, and
-the worst a hash collision does is make two sources share one budget.
+the worst a hash collision does is make two sources share one budget. The hash
+is Python's own string hash (SipHash with a random key per process), so an
+attacker cannot aim many sources at one bucket from outside.
 """
 
-import hashlib
-import os
 from array import array
 from dataclasses import dataclass
 
@@ -29,25 +29,20 @@ class RateLimit:
 class SourceBuckets:
     """A fixed table of token buckets shared by hash among sources."""
 
-    __slots__ = ("_key", "_limit", "_stamps", "_tokens")
+    __slots__ = ("_limit", "_stamps", "_tokens")
 
     def __init__(self, limit: RateLimit, now: float) -> None:
         self._limit = limit
-        self._key = os.urandom(16)
         size = max(1, limit.buckets)
         self._tokens = array("d", [limit.burst]) * size
         self._stamps = array("d", [now]) * size
-
-    def _slot(self, source: str) -> int:
-        digest = hashlib.blake2b(source.encode(), key=self._key, digest_size=8).digest()
-        return int.from_bytes(digest, "little") % len(self._tokens)
 
     def allow(self, source: str, now: float, cost: float = 1.0) -> bool:
         """Take `cost` tokens from `source`'s bucket if it has them."""
         limit = self._limit
         if limit.rate <= 0:
             return True
-        slot = self._slot(source)
+        slot = hash(source) % len(self._tokens)
         tokens = self._tokens[slot] + (now - self._stamps[slot]) * limit.rate
         tokens = min(tokens, limit.burst)
         self._stamps[slot] = now

@@ -112,6 +112,10 @@ class StunService:
             counters["dropped_rate_limited"] += 1
             return None
         counters["requests"] += 1
+        if request.method == Method.BINDING and len(data) == 20 and self._rfc5780 is None:
+            # The common case, answered without looking further: no attributes at all.
+            counters["responses"] += 1
+            return Reply(binding_success(request.transaction_id, source), local, source)
         if AttributeType.FINGERPRINT in request and not verify_fingerprint(request):
             counters["dropped_malformed"] += 1
             return None
@@ -171,12 +175,11 @@ class StunService:
                 ]
             )
         fingerprint = AttributeType.FINGERPRINT in request
-        version = 6 if ":" in source[0] else 4
-        size = 20 + _MAPPED_ADDRESS_SIZE[version] + len(extra) + _FINGERPRINT_SIZE * fingerprint
-        mapped = encode_attributes([(AttributeType.MAPPED_ADDRESS, encode_address(source))])
-        if size + len(mapped) <= request_size:
-            extra += mapped
-            size += len(mapped)
+        mapped_size = _MAPPED_ADDRESS_SIZE[6 if ":" in source[0] else 4]
+        size = 20 + mapped_size + len(extra) + _FINGERPRINT_SIZE * fingerprint
+        if size + mapped_size <= request_size:
+            extra += encode_attributes([(AttributeType.MAPPED_ADDRESS, encode_address(source))])
+            size += mapped_size
         if size + len(self._software) <= request_size:
             extra += self._software
         self.counters["responses"] += 1
