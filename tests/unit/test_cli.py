@@ -1,5 +1,7 @@
 """The command line: version, help, and one-line errors for a user's mistakes."""
 
+import contextlib
+import os
 import subprocess
 import sys
 
@@ -35,3 +37,17 @@ def test_bad_usage_is_one_line_exit_2(argv: list[str]) -> None:
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("peerline: error:")
     assert "Traceback" not in done.stderr
+
+
+def test_closed_pipe_is_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`peerline ... | head`: the reader is gone before we write; no traceback, exit 141."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    broken = os.fdopen(write_end, "w")
+    monkeypatch.setattr(sys, "stdout", broken)
+    try:
+        assert main(["lab", "profiles"]) == 141
+    finally:
+        monkeypatch.undo()
+        with contextlib.suppress(OSError):
+            broken.close()
