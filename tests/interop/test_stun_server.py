@@ -1,6 +1,7 @@
 """`peerline serve` on loopback: real clients over UDP, TCP, TLS and IPv6; floods of
 garbage and half-open connections; clean stops; one-line errors."""
 
+import json
 import random
 import re
 import signal
@@ -272,3 +273,23 @@ def test_port_in_use_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "cannot listen on udp 127.0.0.1" in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+def test_natcheck_over_ipv6_and_one_address(server: Server) -> None:
+    if not has_ipv6_loopback():
+        pytest.skip("needs an IPv6 loopback address (::1)")
+    done = subprocess.run(
+        [*PEERLINE, "natcheck", "--server", f"[::1]:{server.port}", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["udp"] is True
+    assert report["nat"] is False
+    assert report["public_address"].startswith("[::1]:")
+    assert report["mapping"] == "endpoint-independent"  # no NAT: nothing translates
+    assert report["filtering"] is None  # one address: the filtering tests cannot run
+    assert report["skipped"]
