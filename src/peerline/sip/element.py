@@ -706,7 +706,7 @@ class SipElement:
         """§16.3 step 4: one of our Vias carries the same hash: it came back unchanged."""
         marker = f"-pl{loop_tag}-"
         return any(
-            self._is_our_via(via) and marker in (via.branch or "") for via in request.vias[1:]
+            self._is_our_via(via) and marker in (via.branch or "") for via in request.vias
         )
 
     # -- addresses -----------------------------------------------------------
