@@ -9,7 +9,6 @@ happens, Ctrl-C included.
 import argparse
 import json
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ from peerline.lab import builtin, describe, proof
 from peerline.lab.cli import nat_argument
 from peerline.lab.lab import Lab, check_can_build, teardown
 from peerline.lab.profiles import NatSpec, Profile
+from peerline.lab.programs import PEERLINE, LabProgram, start_serve
 from peerline.lab.tools import LabError, has_net_admin
 
 #: The demo's own namespace prefix: it never touches a lab the user has up (`pl-`).
@@ -38,7 +38,7 @@ class Demo:
     failed: list[str] = field(default_factory=list)
     step_number: int = 0
     #: Programs the steps started in the lab; stopped before the lab is torn down.
-    processes: list["subprocess.Popen[str]"] = field(default_factory=list)
+    programs: list[LabProgram] = field(default_factory=list)
 
     def heading(self, text: str) -> None:
         self.step_number += 1
@@ -87,9 +87,6 @@ def prove_nats(demo: Demo) -> None:
                 demo.failed.append(f"{peer}: {check.label}")
 
 
-PEERLINE = [sys.executable, "-m", "peerline"]
-
-
 def start_supernode(demo: Demo) -> None:
     lab = demo.built()
     demo.heading(
@@ -97,11 +94,10 @@ def start_supernode(demo: Demo) -> None:
         "203.0.113.2` (STUN with RFC 5780 behaviour discovery)"
     )
     state_dir = tempfile.mkdtemp(prefix="peerline-demo-")
-    server = lab.popen(
+    server = start_serve(
+        lab,
         "server",
         [
-            *PEERLINE,
-            "serve",
             "--listen",
             "203.0.113.1",
             "--alt-ip",
@@ -111,20 +107,13 @@ def start_supernode(demo: Demo) -> None:
             "--state-dir",
             state_dir,
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
-    demo.processes.append(server)
-    assert server.stdout is not None
-    for _ in range(50):  # its start-up lines, up to "serving"
-        line = server.stdout.readline()
-        if not line or line.startswith("serving"):
-            break
+    demo.programs.append(server)
+    for line in server.startup:
         if line.startswith("  "):
             demo.say(f"   {line.strip()}")
-    if server.poll() is not None:
-        demo.failed.append("the supernode did not start")
+    if not server.running:
+        demo.failed.append(f"the supernode did not start: {' '.join(server.startup[-1:])}")
 
 
 def classify_nats(demo: Demo) -> None:
@@ -159,24 +148,12 @@ def classify_nats(demo: Demo) -> None:
 STEPS: list[Step] = [build_lab, prove_nats, start_supernode, classify_nats]
 
 
-def stop_processes(demo: Demo) -> None:
-    for process in demo.processes:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-        if process.stdout is not None:
-            process.stdout.close()
-
-
 def tear_down(demo: Demo) -> None:
     """Remove the lab, with Ctrl-C held off so that a second one cannot interrupt it."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        stop_processes(demo)
+        for program in demo.programs:
+            program.stop()
         removed = teardown(PREFIX)
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -7,8 +7,6 @@ the profile definitions (RFC 4787 terms), not computed by the code under test.
 
 import contextlib
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -19,12 +17,12 @@ import pytest
 from peerline.lab import builtin
 from peerline.lab.lab import Lab, teardown
 from peerline.lab.profiles import parse_nat
+from peerline.lab.programs import PEERLINE, LabProgram, start_serve
 from peerline.lab.topology import INTERNET, Host, Topology
 from tests.lab.conftest import side_by_side
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
 
-PEERLINE = [sys.executable, "-m", "peerline"]
 #: Our own prefix: other lab tests may run at the same time on a developer's machine.
 PREFIX = "pln-"
 EIM, ADF, APDF = "endpoint-independent", "address-dependent", "address-and-port-dependent"
@@ -50,13 +48,12 @@ def built(topology: Topology) -> Iterator[Lab]:
         yield lab
 
 
-def start_server(lab: Lab, tmp: Path) -> "subprocess.Popen[str]":
+def start_server(lab: Lab, tmp: Path) -> LabProgram:
     """`peerline serve` on the lab's server with both addresses, ready to answer."""
-    server = lab.popen(
+    server = start_serve(
+        lab,
         "server",
         [
-            *PEERLINE,
-            "serve",
             "--listen",
             "203.0.113.1",
             "--alt-ip",
@@ -66,24 +63,9 @@ def start_server(lab: Lab, tmp: Path) -> "subprocess.Popen[str]":
             "--state-dir",
             str(tmp),
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
-    assert server.stdout is not None
-    for _ in range(50):
-        line = server.stdout.readline()
-        if "serving" in line or not line:
-            break
-    assert server.poll() is None, "peerline serve did not start"
+    assert server.running, server.startup
     return server
-
-
-def stop_server(server: "subprocess.Popen[str]") -> None:
-    server.terminate()
-    server.wait(timeout=10)
-    if server.stdout is not None:
-        server.stdout.close()
 
 
 def natcheck(lab: Lab, host: str, *extra: str, server: str = "203.0.113.1") -> dict[str, Any]:
@@ -100,7 +82,7 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     with built(Topology("natzoo", (*topology.hosts, open_host))) as lab:
         server = start_server(lab, tmp_path_factory.mktemp("serve"))
         yield lab
-        stop_server(server)
+        server.stop()
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -135,11 +117,10 @@ def test_binding_lifetime_is_measured(zoo: Lab) -> None:
 
 
 def test_one_address_server_reports_what_it_can(zoo: Lab, tmp_path: Path) -> None:
-    single = zoo.popen(
+    single = start_serve(
+        zoo,
         "server",
         [
-            *PEERLINE,
-            "serve",
             "--listen",
             "203.0.113.2",
             "--stun-port",
@@ -149,8 +130,6 @@ def test_one_address_server_reports_what_it_can(zoo: Lab, tmp_path: Path) -> Non
             "--state-dir",
             str(tmp_path),
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
     )
     try:
         host = f"peer-{PROFILES.index('symmetric') + 1}"
@@ -169,8 +148,7 @@ def test_one_address_server_reports_what_it_can(zoo: Lab, tmp_path: Path) -> Non
         assert report["filtering"] is None
         assert any("OTHER-ADDRESS" in reason for reason in report["skipped"])
     finally:
-        single.terminate()
-        single.wait(timeout=10)
+        single.stop()
 
 
 def test_no_server_is_one_line_and_nonzero(zoo: Lab) -> None:
@@ -199,7 +177,7 @@ def test_same_nat_hairpinning(tmp_path: Path, nat: str, hairpin: bool, group: st
                 assert report["group"] == group
                 assert report["public_address"].startswith("203.0.113.10:")
         finally:
-            stop_server(server)
+            server.stop()
 
 
 def test_cgnat_double_nat(tmp_path: Path) -> None:
@@ -208,7 +186,7 @@ def test_cgnat_double_nat(tmp_path: Path) -> None:
         try:
             report = natcheck(lab, "peer-a")
         finally:
-            stop_server(server)
+            server.stop()
     assert report["nat"] is True
     assert report["public_address"].startswith("203.0.113.30:")  # the carrier NAT's address
     assert report["mapping"] == EIM

@@ -6,23 +6,21 @@ same against coturn as against `peerline serve`; `turnutils_stunclient` must get
 the NAT's public address from `peerline serve`.
 """
 
-import contextlib
 import json
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 from peerline.lab.lab import Lab, teardown
+from peerline.lab.programs import PEERLINE, start_serve
 from tests.lab.conftest import side_by_side
 from tests.support.procs import require_program
 
 pytestmark = [pytest.mark.lab, pytest.mark.interop, pytest.mark.timeout(240)]
 
 PREFIX = "pli-"
-PEERLINE = [sys.executable, "-m", "peerline"]
 PROFILES = ["full-cone", "restricted-cone", "port-restricted-cone", "symmetric"]
 COTURN_PORT, PEERLINE_PORT = 3478, 4478
 VERDICT = re.compile(r"^NAT with (.+)!$", re.MULTILINE)
@@ -34,53 +32,47 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     teardown(PREFIX)
     with Lab.up(side_by_side("stuninterop", PROFILES), prefix=PREFIX) as lab:
         state = tmp_path_factory.mktemp("serve")
-        servers = [
-            lab.popen(
-                "server",
-                [
-                    "turnserver",
-                    "-n",
-                    "--listening-ip=203.0.113.1",
-                    "--listening-ip=203.0.113.2",
-                    f"--listening-port={COTURN_PORT}",
-                    f"--alt-listening-port={COTURN_PORT + 1}",
-                    "--no-cli",
-                    "--no-tls",
-                    "--no-dtls",
-                    "--log-file=stdout",
-                    f"--pidfile={state / 'turnserver.pid'}",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            ),
-            lab.popen(
-                "server",
-                [
-                    *PEERLINE,
-                    "serve",
-                    "--listen",
-                    "203.0.113.1",
-                    "--alt-ip",
-                    "203.0.113.2",
-                    "--stun-port",
-                    str(PEERLINE_PORT),
-                    "--tls-port",
-                    "0",
-                    "--state-dir",
-                    str(state),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            ),
-        ]
+        coturn = lab.popen(
+            "server",
+            [
+                "turnserver",
+                "-n",
+                "--listening-ip=203.0.113.1",
+                "--listening-ip=203.0.113.2",
+                f"--listening-port={COTURN_PORT}",
+                f"--alt-listening-port={COTURN_PORT + 1}",
+                "--no-cli",
+                "--no-tls",
+                "--no-dtls",
+                "--log-file=stdout",
+                f"--pidfile={state / 'turnserver.pid'}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        ours = start_serve(
+            lab,
+            "server",
+            [
+                "--listen",
+                "203.0.113.1",
+                "--alt-ip",
+                "203.0.113.2",
+                "--stun-port",
+                str(PEERLINE_PORT),
+                "--tls-port",
+                "0",
+                "--state-dir",
+                str(state),
+            ],
+        )
         try:
             wait_for_servers(lab)
             yield lab
         finally:
-            for server in servers:
-                with contextlib.suppress(ProcessLookupError):
-                    server.terminate()
-                server.wait(timeout=10)
+            ours.stop()
+            coturn.terminate()
+            coturn.wait(timeout=10)
 
 
 def wait_for_servers(lab: Lab) -> None:
