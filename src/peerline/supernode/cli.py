@@ -19,14 +19,19 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         description=(
             "Run this node as a supernode: a STUN server over UDP, TCP and TLS, IPv4 and "
             "IPv6. With --alt-ip it also answers RFC 5780 NAT behaviour discovery from "
-            "two addresses and two ports. Stops cleanly on Ctrl-C or SIGTERM."
+            "two addresses and two ports. Given users (--user, --users-file) it is also "
+            "the SIP registrar and stateful proxy of --domain over UDP, TCP, TLS and "
+            "WebSocket, keeping phones behind NATs reachable over the flows they "
+            "registered on. Stops cleanly on Ctrl-C or SIGTERM."
         ),
         epilog=(
             "examples:\n"
             "  peerline serve\n"
             "  peerline serve --listen 203.0.113.1 --alt-ip 203.0.113.2\n"
             "  peerline serve --listen 127.0.0.1 --stun-port 3478 --tls-port 0\n"
-            "  peerline serve --config /etc/peerline/serve.toml"
+            "  peerline serve --config /etc/peerline/serve.toml\n"
+            "  peerline serve --domain example.org --user alice:secret1 --user bob:secret2\n"
+            "  peerline serve --domain example.org --users-file users.txt --sip-ws-port 8080"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -59,6 +64,34 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         "--rate", type=float, metavar="N", help="responses/s per source address (0 = no limit)"
     )
     parser.add_argument("--burst", type=float, metavar="N", help="burst per source address")
+    parser.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="NAME:PASSWORD",
+        help="a TURN/SIP user (repeatable; NAME:md5:HA1 stores no password)",
+    )
+    parser.add_argument(
+        "--users-file", type=Path, metavar="FILE", help="users, one NAME:PASSWORD a line"
+    )
+    parser.add_argument(
+        "--realm", metavar="REALM", help="digest realm (default: the domain, else peerline)"
+    )
+    parser.add_argument(
+        "--domain", metavar="DOMAIN", help="SIP domain of the registrar (default: the realm)"
+    )
+    parser.add_argument(
+        "--sip-port", metavar="PORT", help="SIP registrar/proxy over UDP and TCP (default 5060)"
+    )
+    parser.add_argument("--sip-tls-port", metavar="PORT", help="SIP over TLS (default 5061)")
+    parser.add_argument(
+        "--sip-ws-port", metavar="PORT", help="SIP over WebSocket (off by default; RFC 7118)"
+    )
+    parser.add_argument(
+        "--sip-digest",
+        metavar="ALGS",
+        help="digest algorithms offered, preferred first (default SHA-256,MD5)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every refusal")
     parser.set_defaults(handler=run)
 
@@ -76,6 +109,14 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         "state_dir": args.state_dir,
         "rate": args.rate,
         "burst": args.burst,
+        "user": args.user,
+        "users_file": args.users_file,
+        "realm": args.realm,
+        "domain": args.domain,
+        "sip_port": args.sip_port,
+        "sip_tls_port": args.sip_tls_port,
+        "sip_ws_port": args.sip_ws_port,
+        "sip_digest": args.sip_digest,
     }
     return build_config(file_values, flags)
 

@@ -38,9 +38,30 @@ class ServeConfig:
     rate: float = 500.0
     burst: float = 1000.0
     software: str = "peerline"
+    #: Users of TURN and SIP: `NAME:PASSWORD` or `NAME:md5:HA1` (later entries win).
+    user: tuple[str, ...] = ()
+    users_file: Path | None = None
+    #: Authentication realm of TURN and SIP digest (default: the domain, else "peerline").
+    realm: str | None = None
+    #: The SIP domain this node is registrar for (default: the realm).
+    domain: str | None = None
+    #: SIP over UDP and TCP (0 = off), TLS (0 = off), WebSocket (0 = off).
+    sip_port: int = 5060
+    sip_tls_port: int = 5061
+    sip_ws_port: int = 0
+    #: Digest algorithms offered, most preferred first (RFC 8760). Some tools (sipp)
+    #: give up at a first challenge they cannot answer instead of taking the next.
+    sip_digest: tuple[str, ...] = ("SHA-256", "MD5")
 
     def __post_init__(self) -> None:
-        for port in (self.stun_port, self.tls_port, self.rfc5780_alt_port):
+        for port in (
+            self.stun_port,
+            self.tls_port,
+            self.rfc5780_alt_port,
+            self.sip_port,
+            self.sip_tls_port,
+            self.sip_ws_port,
+        ):
             parse_port(port)
         if self.alt_ip is not None:
             alt = ipaddress.ip_address(self.alt_ip)
@@ -56,6 +77,9 @@ class ServeConfig:
                 raise UsageError("--alt-ip must differ from the --listen addresses")
             if self.rfc5780_alt_port == self.stun_port:
                 raise UsageError("--alt-port must differ from --stun-port")
+        allowed = {"sha-256", "md5"}
+        if not self.sip_digest or any(a.lower() not in allowed for a in self.sip_digest):
+            raise UsageError("--sip-digest: a comma-separated list of SHA-256 and MD5")
         if self.rate < 0 or self.burst < 0:
             raise UsageError("--rate and --burst must not be negative")
 
@@ -76,11 +100,19 @@ class ServeConfig:
         return next(ip for ip in self.listen if ipaddress.ip_address(ip).version == version)
 
     @property
+    def auth_realm(self) -> str:
+        return self.realm or self.domain or "peerline"
+
+    @property
+    def sip_domain(self) -> str:
+        return self.domain or self.auth_realm
+
+    @property
     def rate_limit(self) -> RateLimit:
         return RateLimit(rate=self.rate, burst=self.burst)
 
 
-_PATH_KEYS = {"tls_cert", "tls_key", "state_dir"}
+_PATH_KEYS = {"tls_cert", "tls_key", "state_dir", "users_file"}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -112,7 +144,16 @@ def build_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Se
             merged["alt_ip"] = parse_ip(merged["alt_ip"])
         for key in _PATH_KEYS & merged.keys():
             merged[key] = Path(merged[key])
-        for key in ("stun_port", "tls_port", "alt_port"):
+        if isinstance(merged.get("sip_digest"), str):
+            merged["sip_digest"] = tuple(
+                a.strip() for a in merged["sip_digest"].split(",") if a.strip()
+            )
+        elif "sip_digest" in merged:
+            merged["sip_digest"] = tuple(merged["sip_digest"])
+        if "user" in merged:
+            users = merged["user"]
+            merged["user"] = tuple([users] if isinstance(users, str) else users)
+        for key in ("stun_port", "tls_port", "alt_port", "sip_port", "sip_tls_port", "sip_ws_port"):
             if merged.get(key) is not None:
                 merged[key] = parse_port(merged[key])
         for key in ("rate", "burst"):

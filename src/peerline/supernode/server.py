@@ -11,6 +11,7 @@ from peerline import certs
 from peerline.errors import PeerlineError, UsageError
 from peerline.net import Address, format_address, interface_addresses
 from peerline.supernode.config import ServeConfig
+from peerline.supernode.sip_service import SipService
 from peerline.supernode.stun_service import Rfc5780Addresses, StunService, stun_framer
 from peerline.supernode.transports import StreamLimits, StreamListener, Transport, UdpRegistry
 
@@ -43,6 +44,7 @@ class Supernode:
                 config.primary_ip, config.alt_ip, config.stun_port, config.rfc5780_alt_port
             )
         self.stun = StunService(config, rfc5780, asyncio.get_event_loop().time())
+        self.sip = SipService(config)
 
     async def start(self) -> None:
         try:
@@ -97,6 +99,7 @@ class Supernode:
                 (config.alt_ip, alt_port),
             ):
                 await self._open_udp(local, "STUN (RFC 5780 alternate)")
+        await self.sip.start(listen_addresses(config))
 
     def describe(self) -> list[str]:
         """Human lines: what is served, where."""
@@ -116,9 +119,11 @@ class Supernode:
             lines.append(
                 f"  per-source limit: {self.config.rate:g} responses/s, burst {self.config.burst:g}"
             )
+        lines += self.sip.describe()
         return ["peerline supernode", *lines]
 
     async def stop(self) -> None:
+        await self.sip.stop()
         self._udp.close()
         for listener in self._streams:
             await listener.close()
