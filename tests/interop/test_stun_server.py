@@ -216,23 +216,15 @@ def test_stops_cleanly_on_signal(tmp_path: Path, signum: int) -> None:
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--listen", "nonsense"], "not an IP address"),
-        (["--listen", "127.0.0.1", "--alt-ip", "::2"], "same family"),
-        (["--listen", "192.0.2.77"], "cannot listen"),
-        (["--config", "/nonexistent.toml"], "cannot read configuration file"),
-    ],
-)
-def test_user_mistakes_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+def serve_refuses(tmp_path: Path, args: list[str], port: int) -> str:
+    """Run `peerline serve ARGS`, which must refuse with one line and exit 2; that line."""
     done = subprocess.run(
         [
             *PEERLINE,
             "serve",
             *args,
             "--stun-port",
-            str(free_port()),
+            str(port),
             "--tls-port",
             "0",
             "--state-dir",
@@ -245,34 +237,27 @@ def test_user_mistakes_are_one_line(tmp_path: Path, args: list[str], message: st
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1, done.stderr
-    assert message in done.stderr
+    return done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--listen", "nonsense"], "not an IP address"),
+        (["--listen", "127.0.0.1", "--alt-ip", "::2"], "same family"),
+        (["--listen", "192.0.2.77"], "cannot listen"),
+        (["--config", "/nonexistent.toml"], "cannot read configuration file"),
+    ],
+)
+def test_user_mistakes_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    assert message in serve_refuses(tmp_path, args, free_port())
 
 
 def test_port_in_use_is_one_line(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
-        port = taken.getsockname()[1]
-        done = subprocess.run(
-            [
-                *PEERLINE,
-                "serve",
-                "--listen",
-                "127.0.0.1",
-                "--stun-port",
-                str(port),
-                "--tls-port",
-                "0",
-                "--state-dir",
-                str(tmp_path),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        )
-    assert done.returncode == 2
-    assert "cannot listen on udp 127.0.0.1" in done.stderr
-    assert done.stderr.count("\n") == 1
+        error = serve_refuses(tmp_path, ["--listen", "127.0.0.1"], taken.getsockname()[1])
+    assert "cannot listen on udp 127.0.0.1" in error
 
 
 def test_natcheck_over_ipv6_and_one_address(server: Server) -> None:
