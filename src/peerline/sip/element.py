@@ -451,8 +451,10 @@ class SipElement:
             return flow
         via = response.top_via
         host = via.received or via.host
-        host = host[1:-1] if host.startswith("[") else host
-        port = via.rport or via.port or 5060
+        host = _canonical_ip(host[1:-1] if host.startswith("[") else host)
+        if not _is_ip(host):
+            host = flow.remote[0]  # a name in sent-by, and no received: answer the source
+        port = via.rport or (flow.remote[1] if via.rport_requested else via.port or 5060)
         if (host, port) == flow.remote:
             return flow
         return Flow(flow.transport, flow.local, (host, port))
@@ -705,9 +707,7 @@ class SipElement:
     def _looped(self, request: Request, loop_tag: str) -> bool:
         """§16.3 step 4: one of our Vias carries the same hash: it came back unchanged."""
         marker = f"-pl{loop_tag}-"
-        return any(
-            self._is_our_via(via) and marker in (via.branch or "") for via in request.vias
-        )
+        return any(self._is_our_via(via) and marker in (via.branch or "") for via in request.vias)
 
     # -- addresses -----------------------------------------------------------
     def _is_our_via(self, via: Via) -> bool:
@@ -786,6 +786,14 @@ def _canonical_ip(host: str) -> str:
         return str(ipaddress.ip_address(host))
     except ValueError:
         return host.lower()
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _tag() -> str:

@@ -166,7 +166,11 @@ class SipServer:
             udp = self._udp.get(flow.local) or next(iter(self._udp.values()), None)
             if udp is None:
                 return False
-            udp.sendto(data, flow.remote)
+            try:
+                udp.sendto(data, flow.remote)
+            except (OSError, ValueError) as error:  # e.g. an IPv6 peer on an IPv4 socket
+                log.debug("cannot send to %s: %s", flow.describe(), error)
+                return False
             return True
         connection_id = flow.connection or self._by_remote.get((flow.transport, flow.remote), 0)
         if connection_id:
