@@ -1,0 +1,84 @@
+"""Two baresip phones (Debian `baresip`) register to `peerline serve` with passwords and
+one calls the other: the call is set up through the proxy, audio flows both ways,
+and it is hung up cleanly, over UDP and over TCP."""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.baresip import account, phone, rtp_counts
+from tests.support.procs import PEERLINE, free_port, require_program, running
+
+pytestmark = pytest.mark.interop
+
+
+@pytest.fixture(scope="module")
+def sip_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    require_program("baresip", "baresip")
+    tmp = tmp_path_factory.mktemp("baresip-serve")
+    port = free_port()
+    log = tmp / "serve.log"
+    argv = [
+        *PEERLINE,
+        "serve",
+        "--listen",
+        "127.0.0.1",
+        "--stun-port",
+        str(free_port()),
+        "--tls-port",
+        "0",
+        "--sip-port",
+        str(port),
+        "--sip-tls-port",
+        "0",
+        "--domain",
+        "example.test",
+        "--sip-digest",
+        "MD5",  # baresip 1.0 (libre) answers MD5 only
+        "--user",
+        "alice:wonderland",
+        "--user",
+        "bob:builder",
+        "--state-dir",
+        str(tmp),
+    ]
+    with running(argv, ready=lambda: "serving" in log.read_text(), log=log):
+        yield port
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_call_between_two_registered_phones(sip_port: int, tmp_path: Path, transport: str) -> None:
+    proxy = f"127.0.0.1:{sip_port}"
+    with (
+        phone(
+            tmp_path / "alice",
+            listen=f"127.0.0.1:{free_port()}",
+            control=free_port(),
+            transport=transport,
+            interface="lo",
+        ) as alice,
+        phone(
+            tmp_path / "bob",
+            listen=f"127.0.0.1:{free_port()}",
+            control=free_port(),
+            transport=transport,
+            interface="lo",
+        ) as bob,
+    ):
+        alice.command("uanew", account("alice", "wonderland", proxy, transport))
+        bob.command("uanew", account("bob", "builder", proxy, transport))
+        assert alice.wait_event("REGISTER_OK")["param"].startswith("200")
+        assert bob.wait_event("REGISTER_OK")["param"].startswith("200")
+        alice.command("dial", "sip:bob@example.test")
+        assert alice.wait_event("CALL_ESTABLISHED")["direction"] == "outgoing"
+        assert bob.wait_event("CALL_ESTABLISHED")["direction"] == "incoming"
+        time.sleep(1.0)
+        for side in (alice, bob):
+            sent, received = rtp_counts(side.command("audio_debug")["data"])
+            assert sent > 20, f"only {sent} RTP packets sent"
+            assert received > 20, f"only {received} RTP packets received"
+        alice.command("hangup")
+        assert bob.wait_event("CALL_CLOSED")["param"] == "Connection reset by peer"  # the BYE
+        alice.wait_event("CALL_CLOSED")
