@@ -176,6 +176,29 @@ class Candidate:
     # -- the common ways to make one ----------------------------------------------
 
     @classmethod
+    def _gathered(
+        cls,
+        kind: CandidateType,
+        address: tuple[str, int],
+        *,
+        base_ip: str,
+        server_ip: str | None,
+        related: tuple[str, int] | None,
+        component: int,
+        local_preference: int,
+    ) -> Candidate:
+        return cls(
+            foundation=compute_foundation(kind, base_ip, server_ip=server_ip),
+            component=component,
+            priority=candidate_priority(
+                kind, local_preference=local_preference, component=component
+            ),
+            address=TransportAddress(*address),
+            type=kind,
+            related_address=None if related is None else TransportAddress(*related),
+        )
+
+    @classmethod
     def host(
         cls,
         address: tuple[str, int],
@@ -184,15 +207,14 @@ class Candidate:
         local_preference: int = MAX_LOCAL_PREFERENCE,
     ) -> Candidate:
         """A host candidate: an address of one of our own interfaces."""
-        kind = CandidateType.HOST
-        return cls(
-            foundation=compute_foundation(kind, address[0]),
+        return cls._gathered(
+            CandidateType.HOST,
+            address,
+            base_ip=address[0],
+            server_ip=None,
+            related=None,
             component=component,
-            priority=candidate_priority(
-                kind, local_preference=local_preference, component=component
-            ),
-            address=TransportAddress(*address),
-            type=kind,
+            local_preference=local_preference,
         )
 
     @classmethod
@@ -206,16 +228,14 @@ class Candidate:
         local_preference: int = MAX_LOCAL_PREFERENCE,
     ) -> Candidate:
         """What a STUN (or TURN) server saw as our address; `base` is where we sent from."""
-        kind = CandidateType.SERVER_REFLEXIVE
-        return cls(
-            foundation=compute_foundation(kind, base[0], server_ip=server[0]),
+        return cls._gathered(
+            CandidateType.SERVER_REFLEXIVE,
+            address,
+            base_ip=base[0],
+            server_ip=server[0],
+            related=base,
             component=component,
-            priority=candidate_priority(
-                kind, local_preference=local_preference, component=component
-            ),
-            address=TransportAddress(*address),
-            type=kind,
-            related_address=TransportAddress(*base),
+            local_preference=local_preference,
         )
 
     @classmethod
@@ -233,16 +253,14 @@ class Candidate:
         Its base is the relayed address itself (RFC 8445 §5.1.1.2): the adapter
         sends what the agent emits from this base through the TURN allocation.
         """
-        kind = CandidateType.RELAYED
-        return cls(
-            foundation=compute_foundation(kind, address[0], server_ip=server[0]),
+        return cls._gathered(
+            CandidateType.RELAYED,
+            address,
+            base_ip=address[0],
+            server_ip=server[0],
+            related=mapped,
             component=component,
-            priority=candidate_priority(
-                kind, local_preference=local_preference, component=component
-            ),
-            address=TransportAddress(*address),
-            type=kind,
-            related_address=TransportAddress(*mapped),
+            local_preference=local_preference,
         )
 
     # -- reading and writing SDP --------------------------------------------------

@@ -1,0 +1,401 @@
+"""Candidate pairs and the checklist of one data stream (RFC 8445 §6.1.2, §6.1.4, §8.1.2).
+
+The checklist decides *which* pair to check next and keeps the valid list; the
+agent decides *when* (pacing) and does the STUN work. Every state change goes
+through the tables in `peerline.ice.states`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from peerline.ice.candidate import Candidate, CandidateType, TransportProtocol
+from peerline.ice.states import (
+    ChecklistInput,
+    ChecklistState,
+    PairInput,
+    PairState,
+    next_checklist_state,
+    next_pair_state,
+)
+from peerline.stun import TransportAddress
+
+DEFAULT_MAX_PAIRS = 100
+"""RFC 8445 §6.1.2.5: a checklist is limited to 100 pairs unless configured."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalCandidate:
+    """A local candidate with its base: the address its datagrams leave from.
+
+    For host and relayed candidates the base is the candidate's own address (for
+    a relayed one the adapter sends through the TURN allocation that owns it);
+    for reflexive ones it is the host address behind the NAT.
+    """
+
+    candidate: Candidate
+    base: TransportAddress
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PairInfo:
+    """A snapshot of a pair for events and callers: what talks to what, from where."""
+
+    local: Candidate
+    remote: Candidate
+    base: TransportAddress
+    component: int
+    priority: int
+    nominated: bool
+
+    @property
+    def destination(self) -> TransportAddress:
+        """Where datagrams on this pair are sent."""
+        return self.remote.address
+
+
+def pair_priority(controlling_priority: int, controlled_priority: int) -> int:
+    """RFC 8445 §6.1.2.3: 2^32·MIN(G,D) + 2·MAX(G,D) + (G>D ? 1 : 0), where G is the
+    controlling agent's candidate priority and D the controlled agent's, so both
+    agents order the same pairs the same way."""
+    g, d = controlling_priority, controlled_priority
+    return (min(g, d) << 32) + 2 * max(g, d) + (1 if g > d else 0)
+
+
+def _link_local(ip: str) -> bool:
+    return ipaddress.ip_address(ip).is_link_local
+
+
+def can_pair(local: Candidate, remote: Candidate) -> bool:
+    """RFC 8445 §6.1.2.2: same component, same IP family (and IPv6 link-local only
+    with link-local); plus what this agent can use: UDP and resolved addresses."""
+    return (
+        local.component == remote.component
+        and local.transport is TransportProtocol.UDP
+        and remote.transport is TransportProtocol.UDP
+        and remote.is_resolved
+        and local.address.family == remote.address.family
+        and _link_local(local.address.ip) == _link_local(remote.address.ip)
+    )
+
+
+class CandidatePair:
+    """A local candidate (sending from `base`) paired with a remote candidate.
+
+    Mutable: its state moves through `PAIR_TRANSITIONS`, its priority changes
+    with the agent's role, and the agent notes on it what nomination needs.
+    """
+
+    __slots__ = (
+        "base",
+        "confirmed_at",
+        "local",
+        "nominate_on_success",
+        "nominated",
+        "priority",
+        "remote",
+        "state",
+        "valid_pair",
+    )
+
+    def __init__(
+        self,
+        local: Candidate,
+        base: TransportAddress,
+        remote: Candidate,
+        *,
+        controlling: bool,
+        state: PairState = PairState.FROZEN,
+    ) -> None:
+        self.local = local
+        self.base = base
+        self.remote = remote
+        self.state = state
+        self.priority = 0
+        self.set_role(controlling=controlling)
+        self.nominated = False
+        self.nominate_on_success = False
+        """Controlled agent: the peer sent USE-CANDIDATE before our check succeeded
+        (RFC 8445 §7.3.1.5), or the controlling agent's nomination check is queued."""
+        self.valid_pair: CandidatePair | None = None
+        """The valid pair the last successful check of this pair produced."""
+        self.confirmed_at: float | None = None
+        """When the request of the last successful check was first sent (consent)."""
+
+    @property
+    def component(self) -> int:
+        return self.local.component
+
+    @property
+    def foundation(self) -> tuple[str, str]:
+        """RFC 8445 §6.1.2.6: the local and remote foundations together."""
+        return (self.local.foundation, self.remote.foundation)
+
+    @property
+    def key(self) -> tuple[TransportAddress, TransportAddress, int]:
+        """Pairs with the same base, remote address and component are redundant (§6.1.2.4)."""
+        return (self.base, self.remote.address, self.local.component)
+
+    def set_role(self, *, controlling: bool) -> None:
+        """Recompute the priority for our role (after a role conflict, §7.3.1.1)."""
+        ours, theirs = self.local.priority, self.remote.priority
+        self.priority = pair_priority(ours, theirs) if controlling else pair_priority(theirs, ours)
+
+    def apply(self, event: PairInput) -> PairState:
+        """Move by the transition table; `InvalidTransition` if it has no entry."""
+        self.state = next_pair_state(self.state, event)
+        return self.state
+
+    def info(self) -> PairInfo:
+        return PairInfo(
+            local=self.local,
+            remote=self.remote,
+            base=self.base,
+            component=self.component,
+            priority=self.priority,
+            nominated=self.nominated,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<CandidatePair {self.local.type.value} {self.base}->{self.remote.address} "
+            f"c{self.component} {self.state.value}{' nominated' if self.nominated else ''}>"
+        )
+
+
+_ACTIVE = (PairState.FROZEN, PairState.WAITING, PairState.IN_PROGRESS)
+
+
+class Checklist:
+    """The pairs of one data stream, ordered by priority, with the triggered-check
+    queue and the valid list (RFC 8445 §6.1.2, §6.1.4, §7.2.5.3)."""
+
+    def __init__(
+        self,
+        components: Iterable[int],
+        *,
+        controlling: bool,
+        max_pairs: int = DEFAULT_MAX_PAIRS,
+    ) -> None:
+        self.components = frozenset(components)
+        self.controlling = controlling
+        self.max_pairs = max_pairs
+        self.state = ChecklistState.RUNNING
+        self.pairs: list[CandidatePair] = []
+        self.valid: list[CandidatePair] = []
+        self._triggered: deque[CandidatePair] = deque()
+
+    # -- forming pairs (§6.1.2.2 - §6.1.2.6, RFC 8838 §10) ---------------------------
+
+    def add_pairs(
+        self, locals_: Sequence[LocalCandidate], remotes: Sequence[Candidate]
+    ) -> list[CandidatePair]:
+        """Pair every usable local/remote combination not already in the list.
+
+        A server-reflexive local candidate is replaced by the host candidate at
+        its base (§6.1.2.4), which makes its pairs redundant with the host's and
+        they are dropped. New pairs start Waiting when no other pair has their
+        foundation, or one that has it succeeded; Frozen otherwise. Returns the
+        pairs added.
+        """
+        hosts = {
+            lc.candidate.address: lc.candidate
+            for lc in locals_
+            if lc.candidate.type is CandidateType.HOST
+        }
+        known = {pair.key for pair in self.pairs}
+        fresh: list[CandidatePair] = []
+        for local in locals_:
+            candidate = local.candidate
+            if candidate.type is CandidateType.PEER_REFLEXIVE:
+                continue  # learned from checks; never paired (§7.2.5.3.1)
+            if candidate.type is CandidateType.SERVER_REFLEXIVE:
+                candidate = hosts.get(local.base, candidate)
+            for remote in remotes:
+                if not can_pair(candidate, remote):
+                    continue
+                pair = CandidatePair(candidate, local.base, remote, controlling=self.controlling)
+                if pair.key in known:
+                    continue
+                known.add(pair.key)
+                fresh.append(pair)
+        fresh.sort(key=lambda p: p.priority, reverse=True)
+        for pair in fresh:
+            self._insert(pair)
+            if self._starts_waiting(pair):
+                pair.apply(PairInput.UNFREEZE)
+        self._trim()
+        return [pair for pair in fresh if pair in self.pairs]
+
+    def _starts_waiting(self, pair: CandidatePair) -> bool:
+        same = [p for p in self.pairs if p is not pair and p.foundation == pair.foundation]
+        return not same or any(p.state is PairState.SUCCEEDED for p in same)
+
+    def _insert(self, pair: CandidatePair) -> None:
+        index = len(self.pairs)
+        while index and self.pairs[index - 1].priority < pair.priority:
+            index -= 1
+        self.pairs.insert(index, pair)
+
+    def _trim(self) -> None:
+        """§6.1.2.5: keep at most `max_pairs`, dropping the lowest-priority pairs
+        that have not been checked yet."""
+        excess = len(self.pairs) - self.max_pairs
+        for pair in reversed(list(self.pairs)):
+            if excess <= 0:
+                break
+            if pair.state in (PairState.FROZEN, PairState.WAITING):
+                self._remove(pair)
+                excess -= 1
+
+    def _remove(self, pair: CandidatePair) -> None:
+        self.pairs.remove(pair)
+        if pair in self._triggered:
+            self._triggered.remove(pair)
+
+    def find(
+        self, base: TransportAddress, remote: TransportAddress, component: int
+    ) -> CandidatePair | None:
+        """The pair checked from `base` to `remote` for `component`, if listed."""
+        for pair in self.pairs:
+            if pair.key == (base, remote, component):
+                return pair
+        return None
+
+    def add_triggered_pair(self, local: LocalCandidate, remote: Candidate) -> CandidatePair:
+        """§7.3.1.4: a check arrived on a pair we do not list; add it, unpaced."""
+        pair = CandidatePair(local.candidate, local.base, remote, controlling=self.controlling)
+        self._insert(pair)
+        return pair
+
+    # -- choosing the next check (§6.1.4.2) ------------------------------------------
+
+    def trigger(self, pair: CandidatePair, *, nominate: bool = False) -> None:
+        """Queue a triggered check (§7.3.1.4), or the nomination check (§8.1.1)."""
+        pair.apply(PairInput.TRIGGER)
+        if nominate:
+            pair.nominate_on_success = True
+        if pair not in self._triggered:
+            self._triggered.append(pair)
+
+    def next_check(self) -> CandidatePair | None:
+        """The pair to check now, already moved by START, or None when nothing waits.
+
+        The triggered queue comes first; then the highest-priority Waiting pair;
+        then a Frozen pair whose foundation has nothing Waiting or In-Progress.
+        """
+        if self.state is ChecklistState.FAILED:
+            return None
+        while self._triggered:
+            queued = self._triggered.popleft()
+            if queued.state is PairState.WAITING or (
+                queued.state is PairState.SUCCEEDED and queued.nominate_on_success
+            ):
+                queued.apply(PairInput.START)
+                return queued
+        pair = next((p for p in self.pairs if p.state is PairState.WAITING), None)
+        if pair is None:
+            busy = {
+                p.foundation
+                for p in self.pairs
+                if p.state in (PairState.WAITING, PairState.IN_PROGRESS)
+            }
+            pair = next(
+                (p for p in self.pairs if p.state is PairState.FROZEN and p.foundation not in busy),
+                None,
+            )
+            if pair is None:
+                return None
+            pair.apply(PairInput.UNFREEZE)
+        pair.apply(PairInput.START)
+        return pair
+
+    def has_work(self) -> bool:
+        """True when `next_check` would return a pair."""
+        if self.state is ChecklistState.FAILED:
+            return False
+        if any(
+            p.state is PairState.WAITING
+            or (p.state is PairState.SUCCEEDED and p.nominate_on_success)
+            for p in self._triggered
+        ):
+            return True
+        return any(p.state in (PairState.WAITING, PairState.FROZEN) for p in self.pairs)
+
+    def count(self, *states: PairState) -> int:
+        """How many listed pairs are in one of `states` (RTO uses Waiting + In-Progress)."""
+        return sum(1 for p in self.pairs if p.state in states)
+
+    def unfreeze_foundation(self, foundation: tuple[str, str]) -> None:
+        """§7.2.5.3.3: a success unfreezes the Frozen pairs of its foundation."""
+        for pair in self.pairs:
+            if pair.state is PairState.FROZEN and pair.foundation == foundation:
+                pair.apply(PairInput.UNFREEZE)
+
+    # -- results ------------------------------------------------------------------------
+
+    def add_valid(self, pair: CandidatePair) -> CandidatePair:
+        """Add to the valid list (§7.2.5.3.2); an equal pair already there is reused."""
+        for known in self.valid:
+            if known.key == pair.key and known.local.address == pair.local.address:
+                return known
+        self.valid.append(pair)
+        self.valid.sort(key=lambda p: p.priority, reverse=True)
+        return pair
+
+    def nominate(self, pair: CandidatePair) -> list[CandidatePair]:
+        """Mark a valid pair nominated (§8.1.2): drop the Frozen and Waiting pairs of
+        its component and return the In-Progress ones of lower priority, whose
+        retransmissions the agent stops."""
+        pair.nominated = True
+        component = pair.component
+        for other in list(self.pairs):
+            if other.component == component and other.state in (
+                PairState.FROZEN,
+                PairState.WAITING,
+            ):
+                self._remove(other)
+        return [
+            other
+            for other in self.pairs
+            if other.component == component
+            and other.state is PairState.IN_PROGRESS
+            and other.priority < pair.priority
+        ]
+
+    def selected(self, component: int) -> CandidatePair | None:
+        """The highest-priority nominated valid pair (§8.1.1; several only when the
+        peer nominates aggressively)."""
+        return next((p for p in self.valid if p.component == component and p.nominated), None)
+
+    def best_valid(self, component: int) -> CandidatePair | None:
+        return next((p for p in self.valid if p.component == component), None)
+
+    def pending(self, component: int) -> list[CandidatePair]:
+        """Pairs of `component` that may still succeed."""
+        return [p for p in self.pairs if p.component == component and p.state in _ACTIVE]
+
+    def all_nominated(self) -> bool:
+        return all(self.selected(c) is not None for c in self.components)
+
+    def exhausted(self) -> bool:
+        """§8.1.2: nothing left to check and some component has no valid pair."""
+        if any(p.state in _ACTIVE for p in self.pairs) or self.has_work():
+            return False
+        return any(self.best_valid(c) is None for c in self.components)
+
+    def apply(self, event: ChecklistInput) -> ChecklistState:
+        """Move the checklist by `CHECKLIST_TRANSITIONS`."""
+        self.state = next_checklist_state(self.state, event)
+        return self.state
+
+    def set_role(self, *, controlling: bool) -> None:
+        """Recompute every priority after a role switch and re-sort (§7.3.1.1)."""
+        self.controlling = controlling
+        for pair in (*self.pairs, *self.valid):
+            pair.set_role(controlling=controlling)
+        self.pairs.sort(key=lambda p: p.priority, reverse=True)
+        self.valid.sort(key=lambda p: p.priority, reverse=True)
