@@ -8,6 +8,7 @@ driven over `ctrl_tcp` (netstring-framed JSON); accounts are added with
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import re
 import socket
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.procs import require_program
+
+CLONE_NEWNET = 0x40000000
 
 CONFIG = """\
 poll_method epoll
@@ -35,6 +38,7 @@ rtp_tos 0
 rtp_stats yes
 jitter_buffer_delay 1-10
 module_path /usr/lib/baresip/modules
+module uuid.so
 module g711.so
 module ausine.so
 module aubridge.so
@@ -117,6 +121,21 @@ class Phone:
                 self.events.append(message)
 
 
+def connect(address: tuple[str, int], namespace: str | None) -> socket.socket:
+    """A TCP connection made from inside network namespace `namespace` (a lab host's
+    loopback is its own), or from here."""
+    if namespace is None:
+        return socket.create_connection(address, timeout=1)
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open("/proc/self/ns/net") as own, open(f"/run/netns/{namespace}") as target:
+        if libc.setns(target.fileno(), CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns")
+        try:
+            return socket.create_connection(address, timeout=1)
+        finally:
+            libc.setns(own.fileno(), CLONE_NEWNET)
+
+
 def rtp_counts(audio_debug: str) -> tuple[int, int]:
     """(packets sent, packets received) from the `audio_debug` report."""
     sent = re.search(r"TX: packets=(\d+)", audio_debug)
@@ -152,6 +171,7 @@ def phone(
     prefix: Sequence[str] = (),
     control_host: str = "127.0.0.1",
     interface: str | None = None,
+    namespace: str | None = None,
 ) -> Iterator[Phone]:
     """A baresip phone, stopped on the way out (`quit`, then TERM, then KILL)."""
     require_program("baresip", "baresip")
@@ -168,7 +188,7 @@ def phone(
         deadline = time.monotonic() + 10
         while control_socket is None:
             try:
-                control_socket = socket.create_connection((control_host, control), timeout=1)
+                control_socket = connect((control_host, control), namespace)
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(
