@@ -49,10 +49,18 @@ class Harness:
                     self.server.relays_failed(action.token, self.now)
                     continue
                 opened = []
-                for family, ip in action.addresses:
-                    address = (ip, next(self.ports))
+                reserved = None
+                if action.reuse is not None:
+                    opened.append((4, action.reuse[0], action.reuse[1]))
+                for family, ip in action.addresses if action.reuse is None else ():
+                    port = next(self.ports)
+                    port += port & 1 if action.even_port else 0
+                    address = (ip, port)
                     opened.append((family, address, FakeRelay(address)))
-                self.server.relays_opened(action.token, opened, self.now)
+                    if action.reserve_next:
+                        reserved = ((ip, port + 1), FakeRelay((ip, port + 1)))
+                        next(self.ports)
+                self.server.relays_opened(action.token, opened, self.now, reserved=reserved)
             else:
                 self.closed.append(action)
         # relays_opened may queue the answer: collect it too.

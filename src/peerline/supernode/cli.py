@@ -92,6 +92,38 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         metavar="ALGS",
         help="digest algorithms offered, preferred first (default SHA-256,MD5)",
     )
+    turn = parser.add_argument_group(
+        "TURN relay (on when --user, --users-file or --auth-secret is given)"
+    )
+    turn.add_argument(
+        "--auth-secret",
+        metavar="SECRET",
+        help="TURN REST-API secret: username EXPIRY:NAME, password "
+        "base64(HMAC-SHA1(SECRET, username))",
+    )
+    turn.add_argument(
+        "--allow-peer",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="relay to this network although it is special-purpose (loopback, RFC 1918, "
+        "this server...); repeatable; default: none",
+    )
+    turn.add_argument(
+        "--turn-max-allocations", metavar="N", help="allocations in all (default 10000)"
+    )
+    turn.add_argument("--turn-user-quota", metavar="N", help="allocations per user (default 100)")
+    turn.add_argument(
+        "--turn-bandwidth",
+        metavar="BYTES",
+        help="bytes/s per allocation, both ways (default 1250000; 0 = no cap)",
+    )
+    parser.add_argument(
+        "--metrics-port", metavar="PORT", help="Prometheus text at /metrics (default 0 = off)"
+    )
+    parser.add_argument(
+        "--metrics-listen", metavar="IP", help="address of --metrics-port (default 127.0.0.1)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every refusal")
     parser.set_defaults(handler=run)
 
@@ -117,6 +149,13 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         "sip_tls_port": args.sip_tls_port,
         "sip_ws_port": args.sip_ws_port,
         "sip_digest": args.sip_digest,
+        "auth_secret": args.auth_secret,
+        "allow_peer": args.allow_peer,
+        "turn_max_allocations": args.turn_max_allocations,
+        "turn_user_quota": args.turn_user_quota,
+        "turn_bandwidth": args.turn_bandwidth,
+        "metrics_port": args.metrics_port,
+        "metrics_listen": args.metrics_listen,
     }
     return build_config(file_values, flags)
 

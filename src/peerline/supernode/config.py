@@ -52,6 +52,18 @@ class ServeConfig:
     #: Digest algorithms offered, most preferred first (RFC 8760). Some tools (sipp)
     #: give up at a first challenge they cannot answer instead of taking the next.
     sip_digest: tuple[str, ...] = ("SHA-256", "MD5")
+    #: TURN REST-API shared secret: usernames `EXPIRY:NAME`, password
+    #: base64(HMAC-SHA1(secret, username)). TURN is on with this or any user.
+    auth_secret: str | None = None
+    #: Peer networks (CIDR) TURN relays to despite the default deny of special ranges.
+    allow_peer: tuple[str, ...] = ()
+    #: TURN allocations in all, per user, and bytes/s per allocation (0 = no cap).
+    turn_max_allocations: int = 10000
+    turn_user_quota: int = 100
+    turn_bandwidth: int = 1_250_000
+    #: Prometheus text on http://METRICS_LISTEN:METRICS_PORT/metrics (0 = off).
+    metrics_port: int = 0
+    metrics_listen: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         for port in (
@@ -82,6 +94,15 @@ class ServeConfig:
             raise UsageError("--sip-digest: a comma-separated list of SHA-256 and MD5")
         if self.rate < 0 or self.burst < 0:
             raise UsageError("--rate and --burst must not be negative")
+        for network in self.allow_peer:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise UsageError(f"--allow-peer: not a network: {network!r}") from None
+        if min(self.turn_max_allocations, self.turn_user_quota, self.turn_bandwidth) < 0:
+            raise UsageError("TURN quotas and bandwidth must not be negative")
+        parse_port(self.metrics_port)
+        parse_ip(self.metrics_listen)
 
     @property
     def rfc5780(self) -> bool:
@@ -150,6 +171,15 @@ def build_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Se
             )
         elif "sip_digest" in merged:
             merged["sip_digest"] = tuple(merged["sip_digest"])
+        if isinstance(merged.get("allow_peer"), str):
+            merged["allow_peer"] = (merged["allow_peer"],)
+        elif "allow_peer" in merged:
+            merged["allow_peer"] = tuple(merged["allow_peer"])
+        for key in ("turn_max_allocations", "turn_user_quota", "turn_bandwidth", "metrics_port"):
+            if merged.get(key) is not None:
+                merged[key] = int(merged[key])
+        if merged.get("metrics_listen") is not None:
+            merged["metrics_listen"] = parse_ip(merged["metrics_listen"])
         if "user" in merged:
             users = merged["user"]
             merged["user"] = tuple([users] if isinstance(users, str) else users)

@@ -11,9 +11,18 @@ from peerline import certs
 from peerline.errors import PeerlineError, UsageError
 from peerline.net import Address, format_address, interface_addresses
 from peerline.supernode.config import ServeConfig
+from peerline.supernode.metrics_http import MetricsServer, counter_samples, render, turn_samples
 from peerline.supernode.sip_service import SipService
 from peerline.supernode.stun_service import Rfc5780Addresses, StunService, stun_framer
-from peerline.supernode.transports import StreamLimits, StreamListener, Transport, UdpRegistry
+from peerline.supernode.transports import (
+    DatagramHandler,
+    StreamLimits,
+    StreamListener,
+    Transport,
+    UdpRegistry,
+)
+from peerline.supernode.turn_service import TurnService, turn_settings
+from peerline.turn.channeldata import stream_framer
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +54,10 @@ class Supernode:
             )
         self.stun = StunService(config, rfc5780, asyncio.get_event_loop().time())
         self.sip = SipService(config)
+        #: TURN, when a credential source is configured (made in `start`: it needs the loop).
+        self.turn: TurnService | None = None
+        self._handler: DatagramHandler = self.stun.handle
+        self.metrics: MetricsServer | None = None
 
     async def start(self) -> None:
         try:
@@ -58,7 +71,7 @@ class Supernode:
 
     async def _open_udp(self, local: Address, what: str) -> None:
         try:
-            await self._udp.open(local, self.stun.handle)
+            await self._udp.open(local, self._handler)
         except OSError as error:
             raise UsageError(
                 f"cannot listen on udp {format_address(local)}: {error.strerror or error}"
@@ -72,9 +85,18 @@ class Supernode:
                 self.config.tls_cert, self.config.tls_key, self.config.state_dir
             )
             tls = certs.server_context(pair)
+        turn = self.turn
         listener = StreamListener(
-            local, transport, self.stun.handle, framer=stun_framer, limits=StreamLimits(), tls=tls
+            local,
+            transport,
+            self._handler,
+            framer=stun_framer if turn is None else stream_framer,
+            limits=StreamLimits(),
+            tls=tls,
+            on_close=None if turn is None else turn.stream_closed,
         )
+        if turn is not None:
+            turn.add_stream_listener(listener)
         try:
             await listener.start()
         except OSError as error:
@@ -86,11 +108,19 @@ class Supernode:
 
     async def _start(self) -> None:
         config = self.config
+        settings = turn_settings(config, listen_addresses(config))
+        if settings is not None:
+            self.turn = TurnService(*settings, self._udp)
+            self._handler = self.turn.front(self.stun.handle)
+        if config.metrics_port:
+            self.metrics = MetricsServer(config.metrics_listen, config.metrics_port, self.figures)
+            await self.metrics.start()
+        what = "STUN" if self.turn is None else "STUN, TURN"
         for ip in listen_addresses(config):
-            await self._open_udp((ip, config.stun_port), "STUN")
-            await self._open_stream((ip, config.stun_port), Transport.TCP, "STUN")
+            await self._open_udp((ip, config.stun_port), what)
+            await self._open_stream((ip, config.stun_port), Transport.TCP, what)
             if config.tls_port:
-                await self._open_stream((ip, config.tls_port), Transport.TLS, "STUN")
+                await self._open_stream((ip, config.tls_port), Transport.TLS, what)
         if config.alt_ip is not None and config.primary_ip is not None:
             alt_port = config.rfc5780_alt_port
             for local in (
@@ -119,11 +149,29 @@ class Supernode:
             lines.append(
                 f"  per-source limit: {self.config.rate:g} responses/s, burst {self.config.burst:g}"
             )
+        if self.turn is not None:
+            lines += self.turn.describe()
+        else:
+            lines.append("  TURN off (give --user, --users-file or --auth-secret)")
+        if self.metrics is not None:
+            where = format_address((self.metrics.host, self.metrics.port))
+            lines.append(f"  metrics: http://{where}/metrics")
         lines += self.sip.describe()
         return ["peerline supernode", *lines]
 
+    def figures(self) -> str:
+        """The live figures as Prometheus text."""
+        samples = counter_samples("peerline_stun", self.stun.counters)
+        if self.turn is not None:
+            samples += turn_samples(self.turn.core.stats)
+        return render(samples)
+
     async def stop(self) -> None:
         await self.sip.stop()
+        if self.turn is not None:
+            await self.turn.stop()
+        if self.metrics is not None:
+            await self.metrics.stop()
         self._udp.close()
         for listener in self._streams:
             await listener.close()

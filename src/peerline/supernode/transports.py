@@ -21,6 +21,9 @@ from peerline.net import Address, format_address
 
 log = logging.getLogger(__name__)
 
+#: Bytes queued for a slow stream reader before further writes are dropped.
+_MAX_WRITE_BUFFER = 1 << 20
+
 
 class Transport(StrEnum):
     UDP = "udp"
@@ -136,6 +139,28 @@ class StreamConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._peer: Address = ("", 0)
         self._idle: asyncio.TimerHandle | None = None
+        #: A pinned connection (one carrying a TURN allocation) has no idle timeout:
+        #: the allocation's own lifetime governs it.
+        self.pinned = False
+
+    @property
+    def peer(self) -> Address:
+        return self._peer
+
+    def write(self, data: bytes) -> None:
+        """Send on this connection; dropped while the peer is not reading (a relay
+        must not buffer without bound for a client that stopped reading)."""
+        transport = self._transport
+        if transport is not None and transport.get_write_buffer_size() < _MAX_WRITE_BUFFER:
+            transport.write(data)
+
+    def pin(self, pinned: bool = True) -> None:
+        self.pinned = pinned
+        if pinned and self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        elif not pinned:
+            self._arm_idle()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -150,6 +175,9 @@ class StreamConnection(asyncio.Protocol):
     def _arm_idle(self) -> None:
         if self._idle is not None:
             self._idle.cancel()
+        if self.pinned:
+            self._idle = None
+            return
         loop = asyncio.get_running_loop()
         self._idle = loop.call_later(self._listener.limits.idle_timeout, self._close)
 
@@ -199,8 +227,11 @@ class StreamListener:
         framer: Framer,
         limits: StreamLimits,
         tls: ssl.SSLContext | None = None,
+        on_close: Callable[[Address, Address, Transport], None] | None = None,
     ) -> None:
         self.local = local
+        self.on_close = on_close
+        self._by_peer: dict[Address, StreamConnection] = {}
         self.transport = transport
         self.handler = handler
         self.framer = framer
@@ -217,10 +248,19 @@ class StreamListener:
         if len(self._connections) >= self.limits.max_connections:
             return False
         self._connections.add(connection)
+        self._by_peer[connection.peer] = connection
         return True
 
     def release(self, connection: StreamConnection) -> None:
-        self._connections.discard(connection)
+        if connection in self._connections:
+            self._connections.discard(connection)
+            self._by_peer.pop(connection.peer, None)
+            if self.on_close is not None:
+                self.on_close(connection.peer, self.local, self.transport)
+
+    def connection(self, peer: Address) -> StreamConnection | None:
+        """The open connection from `peer`, for answers that are not replies (relayed data)."""
+        return self._by_peer.get(peer)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

@@ -100,23 +100,30 @@ class ToClient:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class OpenRelays:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenRelays(Generic[H]):
     """Bind one UDP socket per (IP version, local IP) and report back with
-    `TurnServer.relays_opened(token, ...)` or `TurnServer.relays_failed(token, ...)`."""
+    `TurnServer.relays_opened(token, ...)` or `TurnServer.relays_failed(token, ...)`.
+
+    `even_port`: the port must be even; `reserve_next`: bind port + 1 as well and
+    pass it back as `reserved`; `reuse`: no binding, use this reserved socket.
+    """
 
     token: int
     client: ClientKey
     addresses: tuple[tuple[int, str], ...]
-    dont_fragment: bool
+    dont_fragment: bool = False
+    even_port: bool = False
+    reserve_next: bool = False
+    reuse: tuple[Address, H] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CloseRelays(Generic[H]):
-    """The allocation of `client` is gone: close these relay handles."""
+    """Close these relay handles: the allocation (or port reservation) of `client` is gone."""
 
     client: ClientKey
     handles: tuple[H, ...]
 
 
-Action = ToClient | OpenRelays | CloseRelays[H]
+Action = ToClient | OpenRelays[H] | CloseRelays[H]

@@ -1,7 +1,9 @@
 """ChannelData messages (RFC 8656 §12.4): a 4-byte header instead of a STUN message.
 
-Channel numbers 0x4000-0x4FFF put the first byte in 0x40-0x4F, which is how a
-receiver tells ChannelData from STUN (first bits 00) on the same socket. Over
+RFC 8656 gives clients channel numbers 0x4000-0x4FFF; RFC 5766 allowed up to
+0x7FFE and clients built on it (coturn's tools among them) still pick numbers
+there, so the server accepts the old range. Either way the first byte is
+0x40-0x7F, which is how a receiver tells ChannelData from STUN (first bits 00). Over
 UDP the message is exactly header + data; over TCP and TLS it is padded to a
 multiple of 4 bytes so the next message starts aligned.
 """
@@ -13,7 +15,9 @@ import struct
 from peerline.stun import MalformedMessage, frame_length
 
 MIN_CHANNEL = 0x4000
-MAX_CHANNEL = 0x4FFF
+MAX_CHANNEL = 0x7FFE
+#: What a client picks from (RFC 8656 §12).
+MAX_CLIENT_CHANNEL = 0x4FFF
 HEADER = struct.Struct(">HH")
 #: Zero padding by `length & 3`, so framing never builds a fresh bytes object.
 PADDING = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
@@ -21,7 +25,7 @@ PADDING = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
 
 def is_channel_data(data: bytes | bytearray) -> bool:
     """True when the first byte puts the message in the ChannelData range."""
-    return bool(data) and 0x40 <= data[0] <= 0x4F
+    return bool(data) and 0x40 <= data[0] <= 0x7F
 
 
 def valid_channel(number: int) -> bool:
@@ -53,7 +57,7 @@ def stream_frame_length(buffer: bytes | bytearray) -> int | None:
     or None while fewer than 4 bytes are known; `MalformedMessage` for anything else."""
     if len(buffer) < 4:
         return None
-    if 0x40 <= buffer[0] <= 0x4F:
+    if 0x40 <= buffer[0] <= 0x7F:
         length = buffer[2] << 8 | buffer[3]
         return 4 + length + (-length & 3)
     return frame_length(buffer)

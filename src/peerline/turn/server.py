@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Generic
 
 from peerline.net import Address
-from peerline.ratelimit import SourceBuckets
 from peerline.stun import (
     MAGIC_COOKIE,
     AttributeType,
@@ -34,17 +33,12 @@ from peerline.stun import (
     MessageBuilder,
     MessageClass,
     Method,
-    PasswordAlgorithm,
-    PasswordAlgorithmEntry,
     comprehension_required_unknown,
     encode_attributes,
     encode_xor_address,
     parse,
     verify_fingerprint,
-    verify_message_integrity,
-    verify_message_integrity_sha256,
 )
-from peerline.stun.attributes import encode_password_algorithms
 from peerline.turn.allocation import (
     IPV4,
     IPV6,
@@ -56,9 +50,10 @@ from peerline.turn.allocation import (
     OpenRelays,
     ToClient,
 )
-from peerline.turn.auth import Credentials, KeyRefusal, NonceCheck, Nonces
+from peerline.turn.auth import Credentials
 from peerline.turn.channeldata import PADDING, valid_channel
 from peerline.turn.config import TurnConfig
+from peerline.turn.gate import Authenticated, Gate
 from peerline.turn.stats import TurnStats
 
 UDP_PROTOCOL = 17
@@ -66,31 +61,15 @@ _FAMILY_BYTE = {0x01: IPV4, 0x02: IPV6}
 _TURN_METHODS = frozenset(
     (Method.ALLOCATE, Method.REFRESH, Method.CREATE_PERMISSION, Method.CHANNEL_BIND)
 )
-#: Attributes we know but do not implement: a request carrying one gets 420.
-_UNSUPPORTED = (AttributeType.EVEN_PORT, AttributeType.RESERVATION_TOKEN)
 _DATA_INDICATION = (0x0017).to_bytes(2, "big")  # method DATA, class indication
 _DATA_TYPE = int(AttributeType.DATA).to_bytes(2, "big")
 _XOR_PEER_TYPE = int(AttributeType.XOR_PEER_ADDRESS)
 _COOKIE = MAGIC_COOKIE.to_bytes(4, "big")
 _MAX_INDICATION_CACHE = 1024
-_OFFERED = [
-    PasswordAlgorithmEntry(PasswordAlgorithm.MD5),
-    PasswordAlgorithmEntry(PasswordAlgorithm.SHA256),
-]
-_OFFERED_VALUE = encode_password_algorithms(_OFFERED)
-
 # Timer kinds in the expiry heap.
-_ALLOCATION, _PERMISSION, _CHANNEL, _RETIRED = range(4)
-
-
-@dataclass(frozen=True, slots=True)
-class _Auth:
-    """An authenticated request: who, and how to sign the answer."""
-
-    username: str
-    key: bytes
-    sha256: bool
-    fingerprint: bool
+_ALLOCATION, _PERMISSION, _CHANNEL, _RETIRED, _RESERVATION = range(5)
+#: RFC 8656 §7.2: a port reserved with EVEN-PORT's R bit is kept about 30 seconds.
+RESERVATION_LIFETIME = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +78,11 @@ class _Pending:
 
     client: ClientKey
     request: Message
-    auth: _Auth
+    auth: Authenticated
     lifetime: int
     primary: int
     additional_error: int | None
+    reserve: bool
 
 
 def encode_address_error_code(family: int, code: int) -> bytes:
@@ -122,20 +102,19 @@ class TurnServer(Generic[H]):
         #: Unix time minus `now`: REST credentials and nonces expire on the wall clock.
         self.wall_offset = wall_offset
         self.stats = TurnStats()
-        self._nonces = Nonces(
-            config.nonce_secret, config.nonce_lifetime, offer_sha256=config.offer_sha256
-        )
-        self._limit = SourceBuckets(config.unauthenticated_limit, now)
+        self._gate = Gate(config, credentials, self.stats, now=now, wall_offset=wall_offset)
         self._allocations: dict[ClientKey, Allocation[H]] = {}
         self._per_user: Counter[str] = Counter()
         self._pending: dict[int, _Pending] = {}
+        #: RESERVATION-TOKEN -> (relayed address, handle, client that reserved it).
+        self._reservations: dict[bytes, tuple[Address, H, ClientKey]] = {}
         self._tokens = itertools.count(1)
-        self._timers: list[tuple[float, int, int, Allocation[H], object]] = []
+        self._timers: list[tuple[float, int, int, Allocation[H] | None, object]] = []
         self._seq = itertools.count()
         self._actions: list[Action[H]] = []
         self._bandwidth = float(config.bandwidth)
         self._software = encode_attributes([(AttributeType.SOFTWARE, config.software.encode())])
-        self._handlers: dict[int, Callable[[Message, ClientKey, _Auth, float], None]] = {
+        self._handlers: dict[int, Callable[[Message, ClientKey, Authenticated, float], None]] = {
             Method.ALLOCATE: self._allocate,
             Method.REFRESH: self._refresh,
             Method.CREATE_PERMISSION: self._create_permission,
@@ -303,15 +282,18 @@ class TurnServer(Generic[H]):
             if tid == message.transaction_id:  # a retransmission: same answer again
                 self._actions.append(ToClient(client, response))
                 return
+        ip = client[1][0]
         if message.method not in _TURN_METHODS:
-            if self._limit.allow(client[1][0], now):
-                self._refuse_unsigned(message, client, ErrorCode.BAD_REQUEST, "bad-method")
+            refusal = self._gate.refuse(message, ip, now, ErrorCode.BAD_REQUEST, "bad-method")
+            if refusal is not None:
+                self._actions.append(ToClient(client, refusal))
             return
-        auth = self._authenticate(message, client, now)
-        if auth is None:
+        auth = self._gate.check(message, ip, now)
+        if not isinstance(auth, Authenticated):
+            if auth is not None:
+                self._actions.append(ToClient(client, auth))
             return
         unknown = comprehension_required_unknown(message)
-        unknown += [t for t in _UNSUPPORTED if t in message]
         if unknown:
             builder = MessageBuilder.response_to(message, error=True)
             builder.add_error_code(ErrorCode.UNKNOWN_ATTRIBUTE).add_unknown_attributes(unknown)
@@ -322,91 +304,11 @@ class TurnServer(Generic[H]):
         except MalformedMessage:
             self._error(message, client, auth, ErrorCode.BAD_REQUEST, "malformed")
 
-    # -- authentication (RFC 8489 §9.2, RFC 8656 §5) ------------------------------
-
-    def _authenticate(self, message: Message, client: ClientKey, now: float) -> _Auth | None:
-        """The request's credentials, checked; None when it was answered (401/438/400)
-        or dropped. Nothing is stored on any path that returns None."""
-        ip = client[1][0]
-        wall = now + self.wall_offset
-        sha256 = AttributeType.MESSAGE_INTEGRITY_SHA256 in message
-        if not sha256 and AttributeType.MESSAGE_INTEGRITY not in message:
-            self._challenge(message, client, now, ErrorCode.UNAUTHENTICATED, "unauthenticated")
-            return None
-        try:
-            username, realm, nonce = message.username, message.realm, message.nonce
-            chosen = message.password_algorithm
-            offered = message.get(AttributeType.PASSWORD_ALGORITHMS)
-        except MalformedMessage:
-            username = realm = nonce = None
-            chosen = offered = None
-        if username is None or realm is None or nonce is None:
-            if self._limit.allow(ip, now):
-                self._refuse_unsigned(message, client, ErrorCode.BAD_REQUEST, "malformed")
-            return None
-        check = self._nonces.check(nonce, ip, wall)
-        if check is not NonceCheck.VALID:
-            reason = "stale-nonce" if check is NonceCheck.STALE else "forged-nonce"
-            self._challenge(message, client, now, ErrorCode.STALE_NONCE, reason)
-            return None
-        algorithm = PasswordAlgorithm.MD5
-        if chosen is not None:
-            if (
-                offered != _OFFERED_VALUE
-                or not self.config.offer_sha256
-                or chosen.algorithm not in (PasswordAlgorithm.MD5, PasswordAlgorithm.SHA256)
-            ):
-                if self._limit.allow(ip, now):
-                    self._refuse_unsigned(message, client, ErrorCode.BAD_REQUEST, "bad-algorithm")
-                return None
-            algorithm = PasswordAlgorithm(chosen.algorithm)
-        key = self.credentials.key(username, algorithm, wall)
-        if isinstance(key, KeyRefusal):
-            self._challenge(message, client, now, ErrorCode.UNAUTHENTICATED, key.value)
-            return None
-        ok = (
-            verify_message_integrity_sha256(message, key)
-            if sha256
-            else verify_message_integrity(message, key)
-        )
-        if not ok or realm != self.config.realm:
-            self._challenge(message, client, now, ErrorCode.UNAUTHENTICATED, "bad-integrity")
-            return None
-        return _Auth(username, key, sha256, AttributeType.FINGERPRINT in message)
-
-    def _challenge(
-        self, message: Message, client: ClientKey, now: float, code: ErrorCode, reason: str
-    ) -> None:
-        """401 or 438 with REALM and a fresh NONCE, unless the source is over its budget."""
-        ip = client[1][0]
-        if not self._limit.allow(ip, now):
-            self.stats.dropped["rate-limited"] += 1
-            return
-        self.stats.refusals[reason] += 1
-        builder = MessageBuilder.response_to(message, error=True).add_error_code(code)
-        builder.add_text(AttributeType.REALM, self.config.realm)
-        builder.add_text(AttributeType.NONCE, self._nonces.make(ip, now + self.wall_offset))
-        if self.config.offer_sha256:
-            builder.add(AttributeType.PASSWORD_ALGORITHMS, _OFFERED_VALUE)
-        data = builder.encode(fingerprint=AttributeType.FINGERPRINT in message)
-        self._actions.append(ToClient(client, data))
-
-    def _refuse_unsigned(
-        self, message: Message, client: ClientKey, code: ErrorCode, reason: str
-    ) -> None:
-        self.stats.refusals[reason] += 1
-        data = (
-            MessageBuilder.response_to(message, error=True)
-            .add_error_code(code)
-            .encode(fingerprint=AttributeType.FINGERPRINT in message)
-        )
-        self._actions.append(ToClient(client, data))
-
     def _send(
         self,
         builder: MessageBuilder,
         client: ClientKey,
-        auth: _Auth,
+        auth: Authenticated,
         refusal: str | None = None,
         *,
         alloc: Allocation[H] | None = None,
@@ -415,11 +317,7 @@ class TurnServer(Generic[H]):
         allocation so a retransmitted request gets the same bytes back."""
         if refusal is not None:
             self.stats.refusals[refusal] += 1
-        data = builder.encode(
-            integrity_key=None if auth.sha256 else auth.key,
-            integrity_sha256_key=auth.key if auth.sha256 else None,
-            fingerprint=auth.fingerprint,
-        )
+        data = auth.sign(builder)
         if alloc is not None:
             alloc.last_response = (builder.transaction_id, data)
         self._actions.append(ToClient(client, data))
@@ -428,7 +326,7 @@ class TurnServer(Generic[H]):
         self,
         message: Message,
         client: ClientKey,
-        auth: _Auth,
+        auth: Authenticated,
         code: ErrorCode,
         refusal: str,
         *,
@@ -437,7 +335,9 @@ class TurnServer(Generic[H]):
         builder = MessageBuilder.response_to(message, error=True).add_error_code(code)
         self._send(builder, client, auth, refusal, alloc=alloc)
 
-    def _owned(self, message: Message, client: ClientKey, auth: _Auth) -> Allocation[H] | None:
+    def _owned(
+        self, message: Message, client: ClientKey, auth: Authenticated
+    ) -> Allocation[H] | None:
         """The client's allocation for a non-Allocate request, or None after 437/441."""
         alloc = self._allocations.get(client)
         if alloc is None:
@@ -450,7 +350,9 @@ class TurnServer(Generic[H]):
 
     # -- Allocate (RFC 8656 §7.2, RFC 6156) ----------------------------------------
 
-    def _allocate(self, message: Message, client: ClientKey, auth: _Auth, now: float) -> None:
+    def _allocate(
+        self, message: Message, client: ClientKey, auth: Authenticated, now: float
+    ) -> None:
         config = self.config
         if client in self._allocations or any(p.client == client for p in self._pending.values()):
             self._error(message, client, auth, ErrorCode.ALLOCATION_MISMATCH, "allocation-exists")
@@ -466,8 +368,18 @@ class TurnServer(Generic[H]):
             return
         requested = message.get(AttributeType.REQUESTED_ADDRESS_FAMILY)
         additional = message.get(AttributeType.ADDITIONAL_ADDRESS_FAMILY)
-        if requested is not None and additional is not None:
-            self._error(message, client, auth, ErrorCode.BAD_REQUEST, "two-families")
+        even = message.get(AttributeType.EVEN_PORT)
+        reservation = message.get(AttributeType.RESERVATION_TOKEN)
+        if (requested is not None and additional is not None) or (
+            reservation is not None
+            and (even is not None or requested is not None or additional is not None)
+        ):
+            self._error(message, client, auth, ErrorCode.BAD_REQUEST, "conflicting-attributes")
+            return
+        if (even is not None and len(even) != 1) or (
+            reservation is not None and len(reservation) != 8
+        ):
+            self._error(message, client, auth, ErrorCode.BAD_REQUEST, "malformed")
             return
         primary = IPV4
         if requested is not None:
@@ -494,10 +406,19 @@ class TurnServer(Generic[H]):
         if self._per_user[auth.username] >= config.user_quota:
             self._error(message, client, auth, ErrorCode.ALLOCATION_QUOTA_REACHED, "user-quota")
             return
-        if len(self._allocations) + len(self._pending) >= config.max_allocations:
+        in_use = len(self._allocations) + len(self._pending) + len(self._reservations)
+        if in_use >= config.max_allocations:
             self._error(message, client, auth, ErrorCode.INSUFFICIENT_CAPACITY, "server-quota")
             return
+        reuse = None
+        if reservation is not None:
+            reserved = self._reservations.pop(reservation, None)
+            if reserved is None:
+                self._error(message, client, auth, ErrorCode.INSUFFICIENT_CAPACITY, "reservation")
+                return
+            reuse = reserved[:2]
         token = next(self._tokens)
+        reserve = even is not None and bool(even[0] & 0x80)
         self._pending[token] = _Pending(
             client,
             message,
@@ -505,23 +426,39 @@ class TurnServer(Generic[H]):
             config.clamp_lifetime(message.lifetime),
             primary,
             additional_error,
+            reserve,
         )
         addresses = tuple((family, ip) for family, ip in families if ip is not None)
-        dont_fragment = AttributeType.DONT_FRAGMENT in message
-        self._actions.append(OpenRelays(token, client, addresses, dont_fragment))
+        self._actions.append(
+            OpenRelays(
+                token=token,
+                client=client,
+                addresses=addresses,
+                dont_fragment=AttributeType.DONT_FRAGMENT in message,
+                even_port=even is not None,
+                reserve_next=reserve,
+                reuse=reuse,
+            )
+        )
 
     def relays_opened(
-        self, token: int, opened: list[tuple[int, Address, H]], now: float
+        self,
+        token: int,
+        opened: list[tuple[int, Address, H]],
+        now: float,
+        *,
+        reserved: tuple[Address, H] | None = None,
     ) -> Allocation[H] | None:
-        """The adapter bound the relay sockets of `OpenRelays(token)`: the allocation
-        exists from now on (None if the request is unknown, or the primary family failed;
-        the adapter must then close what it opened)."""
+        """The adapter bound the relay sockets of `OpenRelays(token)` (and, when asked,
+        reserved the next port in `reserved`): the allocation exists from now on. None
+        if the request is unknown or the sockets do not fit it: the adapter must then
+        close what it opened."""
         pending = self._pending.pop(token, None)
         if pending is None:
             return None
         message, auth, client = pending.request, pending.auth, pending.client
         relays = {family: address for family, address, _ in opened}
-        if pending.primary not in relays:
+        if pending.primary not in relays or pending.reserve != (reserved is not None):
             self._error(message, client, auth, ErrorCode.INSUFFICIENT_CAPACITY, "relay-socket")
             return None
         additional_error = pending.additional_error
@@ -550,6 +487,12 @@ class TurnServer(Generic[H]):
                 builder.add_xor_address(AttributeType.XOR_RELAYED_ADDRESS, relays[family])
         builder.add_u32(AttributeType.LIFETIME, pending.lifetime)
         builder.add_xor_address(AttributeType.XOR_MAPPED_ADDRESS, client[1])
+        if reserved is not None:
+            name = secrets.token_bytes(8)
+            deadline = now + RESERVATION_LIFETIME
+            self._reservations[name] = (reserved[0], reserved[1], client)
+            self._schedule(deadline, _RESERVATION, None, name)
+            builder.add(AttributeType.RESERVATION_TOKEN, name)
         if additional_error is not None:
             builder.add(
                 AttributeType.ADDRESS_ERROR_CODE, encode_address_error_code(IPV6, additional_error)
@@ -572,7 +515,9 @@ class TurnServer(Generic[H]):
 
     # -- Refresh (RFC 8656 §7.3) ---------------------------------------------------
 
-    def _refresh(self, message: Message, client: ClientKey, auth: _Auth, now: float) -> None:
+    def _refresh(
+        self, message: Message, client: ClientKey, auth: Authenticated, now: float
+    ) -> None:
         alloc = self._owned(message, client, auth)
         if alloc is None:
             return
@@ -623,7 +568,7 @@ class TurnServer(Generic[H]):
         self,
         message: Message,
         client: ClientKey,
-        auth: _Auth,
+        auth: Authenticated,
         alloc: Allocation[H],
         peers: list[Address],
     ) -> bool:
@@ -654,7 +599,7 @@ class TurnServer(Generic[H]):
         alloc.permissions[ip] = now + self.config.permission_lifetime
 
     def _create_permission(
-        self, message: Message, client: ClientKey, auth: _Auth, now: float
+        self, message: Message, client: ClientKey, auth: Authenticated, now: float
     ) -> None:
         alloc = self._owned(message, client, auth)
         if alloc is None:
@@ -680,7 +625,9 @@ class TurnServer(Generic[H]):
             self._permit(alloc, ip, now)
         self._send(MessageBuilder.response_to(message), client, auth, alloc=alloc)
 
-    def _channel_bind(self, message: Message, client: ClientKey, auth: _Auth, now: float) -> None:
+    def _channel_bind(
+        self, message: Message, client: ClientKey, auth: Authenticated, now: float
+    ) -> None:
         alloc = self._owned(message, client, auth)
         if alloc is None:
             return
@@ -742,7 +689,9 @@ class TurnServer(Generic[H]):
 
     # -- expiry ------------------------------------------------------------------------
 
-    def _schedule(self, deadline: float, kind: int, alloc: Allocation[H], key: object) -> None:
+    def _schedule(
+        self, deadline: float, kind: int, alloc: Allocation[H] | None, key: object
+    ) -> None:
         heapq.heappush(self._timers, (deadline, next(self._seq), kind, alloc, key))
 
     def handle_timer(self, now: float) -> None:
@@ -751,6 +700,12 @@ class TurnServer(Generic[H]):
         timers = self._timers
         while timers and timers[0][0] <= now:
             _, _, kind, alloc, key = heapq.heappop(timers)
+            if alloc is None:
+                assert isinstance(key, bytes)
+                held = self._reservations.pop(key, None)
+                if held is not None:
+                    self._actions.append(CloseRelays(held[2], (held[1],)))
+                continue
             if alloc.dead:
                 continue
             if kind == _ALLOCATION:

@@ -1,0 +1,343 @@
+"""TURN in `peerline serve`: the asyncio adapter of `peerline.turn.server.TurnServer`.
+
+It owns what the core may not: relay sockets, the timer, and the way back to
+each client (a listener's UDP socket or the client's TCP/TLS connection). It
+shares the STUN ports: `front` puts it in front of the Binding service, sending
+ChannelData (first byte 0x40-0x7F) and every non-Binding STUN method here.
+
+Relay sockets are plain non-blocking sockets watched with `loop.add_reader`
+rather than asyncio transports: a readable relay is drained in one callback
+(up to a batch of datagrams) with `recvfrom`, and datagrams to peers leave with
+one `sendto` each, without an asyncio transport's buffering or per-packet
+bookkeeping in between. A full socket buffer drops the datagram, as UDP may.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable
+
+from peerline.net import Address
+from peerline.supernode.config import ServeConfig
+from peerline.supernode.transports import (
+    DatagramHandler,
+    Reply,
+    StreamListener,
+    Transport,
+    UdpRegistry,
+)
+from peerline.turn.allocation import Allocation, ClientKey, CloseRelays, OpenRelays, ToClient
+from peerline.turn.auth import Credentials
+from peerline.turn.config import TurnConfig
+from peerline.turn.policy import PeerPolicy
+from peerline.turn.server import TurnServer
+from peerline.users import User, parse_user, read_users_file
+
+log = logging.getLogger(__name__)
+
+_BATCH = 64
+_RELAY_BUFFER = 1 << 20
+_EVEN_PORT_TRIES = 64
+_EVEN_LOW = 49152  # RFC 8656 §7.2: relayed ports come from the dynamic range
+_random = random.SystemRandom()
+_IP_PMTUDISC_DO = 2  # Linux: always set DF (what DONT-FRAGMENT asks for)
+
+RelaySocket = socket.socket
+
+
+class _Relay:
+    """The adapter's side of one allocation: its sockets and the way to its client."""
+
+    __slots__ = ("alloc", "client", "send", "sockets")
+
+    def __init__(
+        self,
+        client: ClientKey,
+        sockets: list[socket.socket],
+        send: Callable[[bytes], None],
+    ) -> None:
+        self.client = client
+        self.sockets = sockets
+        self.send = send
+        self.alloc: Allocation[RelaySocket] | None = None
+
+
+class TurnService:
+    """Relays for the clients of one supernode; see the module docstring."""
+
+    def __init__(self, config: TurnConfig, credentials: Credentials, udp: UdpRegistry) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._time = loop.time
+        now = loop.time()
+        self.config = config
+        self.core: TurnServer[RelaySocket] = TurnServer(
+            config, credentials, now=now, wall_offset=time.time() - now
+        )
+        self._udp = udp
+        self._streams: dict[tuple[Address, str], StreamListener] = {}
+        self._relays: dict[ClientKey, _Relay] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+
+    # -- wiring -------------------------------------------------------------------------
+
+    def add_stream_listener(self, listener: StreamListener) -> None:
+        """Let relayed data reach clients on this listener's connections."""
+        self._streams[(listener.local, str(listener.transport))] = listener
+
+    def front(self, stun: DatagramHandler) -> DatagramHandler:
+        """A handler for the STUN ports: Binding to `stun`, the rest to TURN."""
+        turn = self.handle
+
+        def handle(
+            data: bytes, source: Address, local: Address, transport: Transport, now: float
+        ) -> Reply | None:
+            if len(data) < 4 or (data[0] < 0x40 and (data[0] << 8 | data[1]) & 0x3EEF == 1):
+                return stun(data, source, local, transport, now)  # Binding, or too short
+            return turn(data, source, local, transport, now)
+
+        return handle
+
+    def stream_closed(self, peer: Address, local: Address, transport: Transport) -> None:
+        """A TCP/TLS client went away: its allocation goes with it."""
+        self.core.client_closed((str(transport), peer, local))
+        self._after(self._time())
+
+    # -- client side --------------------------------------------------------------------
+
+    def handle(
+        self, data: bytes, source: Address, local: Address, transport: Transport, now: float
+    ) -> Reply | None:
+        """Everything a client sends on a STUN port that is not a Binding request."""
+        key = (str(transport), source, local)
+        if 0x40 <= data[0] <= 0x7F:
+            out = self.core.channel_data(data, key, now)
+            if out is not None:
+                _sendto(out[0], out[1], out[2])
+            return None
+        out = self.core.handle_stun(data, key, now)
+        if out is not None:
+            _sendto(out[0], out[1], out[2])
+        self._after(now)
+        return None
+
+    def _after(self, now: float) -> None:
+        """Carry out what the core asked for, then re-arm the timer if it moved."""
+        core = self.core
+        for action in core.pop_actions():
+            if isinstance(action, ToClient):
+                self._to_client(action.client, action.data)
+            elif isinstance(action, OpenRelays):
+                self._open(action, now)
+            elif isinstance(action, CloseRelays):
+                self._close(action)
+        for action in core.pop_actions():  # answers queued by relays_opened
+            if isinstance(action, ToClient):
+                self._to_client(action.client, action.data)
+        deadline = core.get_timer()
+        if deadline != self._deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._deadline = deadline
+            self._timer = None if deadline is None else self._loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._deadline = None
+        now = self._time()
+        self.core.handle_timer(now)
+        self._after(now)
+
+    def _client_sender(self, client: ClientKey) -> Callable[[bytes], None] | None:
+        transport, source, local = client
+        if transport == Transport.UDP:
+            endpoint = self._udp.get(local)
+            if endpoint is None or endpoint.transport is None:
+                return None
+            sendto = endpoint.transport.sendto
+            return lambda data: sendto(data, source)
+        listener = self._streams.get((local, transport))
+        connection = listener.connection(source) if listener is not None else None
+        return None if connection is None else connection.write
+
+    def _to_client(self, client: ClientKey, data: bytes) -> None:
+        sender = self._client_sender(client)
+        if sender is not None:
+            sender(data)
+
+    # -- relay sockets ------------------------------------------------------------------
+
+    def _open(self, action: OpenRelays[RelaySocket], now: float) -> None:
+        sender = self._client_sender(action.client)
+        if sender is None:  # the client's connection closed meanwhile
+            self.core.relays_failed(action.token, now)
+            return
+        opened: list[tuple[int, Address, RelaySocket]] = []
+        sockets: list[socket.socket] = []
+        reserved: tuple[Address, RelaySocket] | None = None
+        try:
+            if action.reuse is not None:
+                sockets.append(action.reuse[1])
+                opened.append((4, action.reuse[0], action.reuse[1]))
+            for family, ip in action.addresses if action.reuse is None else ():
+                pair = _bind_relay(family, ip, action)
+                sockets.append(pair[0])
+                opened.append((family, _name(pair[0]), pair[0]))
+                if pair[1] is not None:
+                    reserved = (_name(pair[1]), pair[1])
+        except OSError as error:
+            log.warning("cannot open a relay socket: %s", error)
+            for sock in sockets:
+                sock.close()
+            self.core.relays_failed(action.token, now)
+            return
+        relay = _Relay(action.client, sockets, sender)
+        alloc = self.core.relays_opened(action.token, opened, now, reserved=reserved)
+        if alloc is None:
+            for sock in [*sockets, *([reserved[1]] if reserved else [])]:
+                sock.close()
+            return
+        relay.alloc = alloc
+        self._relays[action.client] = relay
+        for sock in sockets:
+            self._loop.add_reader(sock.fileno(), self._readable, sock, relay)
+        self._pin(action.client, True)
+
+    def _pin(self, client: ClientKey, pinned: bool) -> None:
+        """A stream client with an allocation is not closed for idleness (RFC 8656 §3.1)."""
+        if client[0] == Transport.UDP:
+            return
+        listener = self._streams.get((client[2], client[0]))
+        connection = listener.connection(client[1]) if listener else None
+        if connection is not None:
+            connection.pin(pinned)
+
+    def _close(self, action: CloseRelays[RelaySocket]) -> None:
+        relay = self._relays.get(action.client)
+        if relay is not None and relay.sockets == list(action.handles):
+            del self._relays[action.client]
+            self._pin(action.client, False)
+        for sock in action.handles:
+            if sock.fileno() >= 0:
+                self._loop.remove_reader(sock.fileno())
+                sock.close()
+
+    def _readable(self, sock: socket.socket, relay: _Relay) -> None:
+        """Drain a relay socket: each datagram from a peer goes to the client framed."""
+        alloc = relay.alloc
+        if alloc is None:
+            return
+        peer_data = self.core.peer_data
+        send = relay.send
+        now = self._time()
+        recvfrom = sock.recvfrom
+        for _ in range(_BATCH):
+            try:
+                data, peer = recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue  # an ICMP error queued on the socket: the next read goes on
+            out = peer_data(alloc, data, peer if len(peer) == 2 else peer[:2], now)
+            if out is not None:
+                send(out)
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for relay in list(self._relays.values()):
+            self._close(CloseRelays(relay.client, tuple(relay.sockets)))
+
+    def describe(self) -> list[str]:
+        config = self.config
+        families = sorted({"IPv6" if ":" in ip else "IPv4" for ip in config.relay_ips})
+        quota = f"{config.user_quota} per user, {config.max_allocations} in all"
+        bandwidth = f"{config.bandwidth} B/s" if config.bandwidth else "no cap"
+        allow = ", ".join(str(net) for net in config.policy.allow) or "none"
+        return [
+            f"  TURN (RFC 8656) on the STUN ports: realm {config.realm}, relays over "
+            f"{' and '.join(families)}",
+            f"  TURN allocations: {quota}; bandwidth per allocation: {bandwidth}",
+            f"  TURN peers: special-purpose ranges denied; allowed anyway: {allow}",
+        ]
+
+
+def _sendto(sock: RelaySocket, data: bytes, peer: Address) -> None:
+    try:  # noqa: SIM105 - contextlib.suppress costs a context manager per packet
+        sock.sendto(data, peer)
+    except OSError:
+        pass  # buffer full or ICMP error queued: a datagram may be lost
+
+
+def _name(sock: socket.socket) -> Address:
+    name = sock.getsockname()
+    return str(name[0]), int(name[1])
+
+
+def _relay_socket(family: int, ip: str, port: int, dont_fragment: bool) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if family == 6 else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        if family == 6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RELAY_BUFFER)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _RELAY_BUFFER)
+        if dont_fragment and family == 4 and hasattr(socket, "IP_MTU_DISCOVER"):
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MTU_DISCOVER, _IP_PMTUDISC_DO)
+        sock.bind((ip, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_relay(
+    family: int, ip: str, action: OpenRelays[RelaySocket]
+) -> tuple[socket.socket, socket.socket | None]:
+    """A relay socket on a kernel-chosen port, or on a random even port (EVEN-PORT),
+    with the next port bound too when the client wants it reserved."""
+    if not action.even_port:
+        return _relay_socket(family, ip, 0, action.dont_fragment), None
+    for _ in range(_EVEN_PORT_TRIES):
+        port = _random.randrange(_EVEN_LOW, 65534, 2)
+        try:
+            sock = _relay_socket(family, ip, port, action.dont_fragment)
+        except OSError:
+            continue
+        if not action.reserve_next:
+            return sock, None
+        try:
+            return sock, _relay_socket(family, ip, port + 1, action.dont_fragment)
+        except OSError:
+            sock.close()
+    raise OSError("no free even port")
+
+
+def turn_settings(config: ServeConfig, ips: list[str]) -> tuple[TurnConfig, Credentials] | None:
+    """TURN's configuration from `peerline serve`'s, or None when no credential source
+    is given (TURN is never open: without users or a secret it is off)."""
+    users: list[User] = []
+    if config.users_file is not None:
+        users += read_users_file(config.users_file)
+    users += [parse_user(text) for text in config.user]
+    realm = config.auth_realm
+    credentials = Credentials.build(realm, users, config.auth_secret)
+    if not credentials.enabled:
+        return None
+    relay_ips = tuple(ip for ip in ips if not ipaddress.ip_address(ip).is_link_local)
+    turn = TurnConfig(
+        realm=realm,
+        relay_ips=relay_ips,
+        policy=PeerPolicy.build(config.allow_peer, ips),
+        max_allocations=config.turn_max_allocations,
+        user_quota=config.turn_user_quota,
+        bandwidth=config.turn_bandwidth,
+        software=config.software,
+    )
+    return turn, credentials
