@@ -22,7 +22,7 @@ VALUE_CHARS = TOKEN_CHARS | frozenset(":[]/")
 
 
 def is_token(text: str) -> bool:
-    return bool(text) and all(c in TOKEN_CHARS for c in text)
+    return bool(text) and TOKEN_CHARS.issuperset(text)
 
 
 def quote(text: str) -> str:
@@ -35,6 +35,11 @@ def read_quoted(text: str, start: int) -> tuple[str, int]:
 
     Quoted-pairs are undone; CR and LF may not be escaped (RFC 3261 §25.1).
     """
+    end = text.find('"', start + 1)
+    if end > 0:
+        content = text[start + 1 : end]
+        if "\\" not in content and "\r" not in content and "\n" not in content:
+            return content, end + 1  # no quoted-pair: the hot path (digest parameters)
     out: list[str] = []
     i = start + 1
     while i < len(text):
@@ -69,6 +74,8 @@ def unquote(text: str) -> str:
 
 def split_outside(text: str, separator: str) -> list[str]:
     """Split at `separator` where it is not inside a quoted string or `<...>`."""
+    if '"' not in text and "<" not in text and ">" not in text:
+        return text.split(separator)  # the common case, and the hot path of the parser
     parts: list[str] = []
     depth = 0
     begin = 0

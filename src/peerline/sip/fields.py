@@ -7,6 +7,7 @@ to a valid header value with `str()`.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -128,7 +129,13 @@ def _same_ip(host: str, ip: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_via(text: str) -> Via:
+    """One Via value (cached: an element reads the same top Via several times)."""
+    return _parse_via(text)
+
+
+def _parse_via(text: str) -> Via:
     head, semicolon, tail = text.strip(WS).partition(";")
     match = _VIA.match(head.strip(WS))
     if not match:
@@ -208,7 +215,13 @@ def _parse_q(value: str) -> float:
     return float(value)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_name_address(text: str) -> NameAddress:
+    """A name-addr value (cached: results are immutable and read many times)."""
+    return _parse_name_address(text)
+
+
+def _parse_name_address(text: str) -> NameAddress:
     """`"Name" <uri>;p`, `Name <uri>;p`, `<uri>;p` or `uri;p` (RFC 3261 §20.10, §25.1)."""
     text = text.strip(WS)
     display: str | None = None

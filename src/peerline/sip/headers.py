@@ -9,6 +9,7 @@ lists, never for WWW-Authenticate, Authorization, Date or unknown headers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 
 from peerline.sip._syntax import split_list
@@ -133,6 +134,7 @@ LIST_HEADERS = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical_name(name: str) -> str:
     """`v` -> `Via`, `call-id` -> `Call-ID`; an unknown name is returned unchanged."""
     if len(name) == 1:
@@ -140,6 +142,11 @@ def canonical_name(name: str) -> str:
         if compact:
             return compact
     return _CANONICAL.get(name.lower(), name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _lower_canonical(name: str) -> str:
+    return canonical_name(name).lower()
 
 
 class Headers:
@@ -155,7 +162,7 @@ class Headers:
 
     @staticmethod
     def _key(name: str) -> str:
-        return canonical_name(name).lower()
+        return _lower_canonical(name)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.items)
