@@ -1,0 +1,351 @@
+"""SIP registrar and proxy throughput: peerline vs Kamailio, same sipp load, same run.
+
+    .venv/bin/python bench/bench_sip.py [--users 100000] [--duration 4]
+
+Both servers run on 127.0.0.1 with one worker (peerline: one event loop;
+Kamailio: `children=1`, config in bench/kamailio-sip.cfg), digest MD5 (what
+sipp answers), passwords that need no database on either side, and no
+per-source limit. sipp (Debian sip-tester) drives both with the scenarios of
+the interop tests. For each server it measures:
+
+- authenticated REGISTERs per second: the highest open-loop rate whose
+  registrations fail < 1 % (doubling, then bisection);
+- server CPU time per registration, at a fixed rate below both maxima;
+- proxied call attempts per second (INVITE/200/ACK, BYE/200 through the proxy
+  to a sipp UAS) at < 1 % failures;
+- memory per registration with `--users` users registered (peerline: RSS
+  growth; Kamailio: growth of the shared memory it reports, where usrloc lives).
+
+Prints a table and the peerline/Kamailio ratios. Traffic stays on loopback.
+"""
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SCENARIOS = ROOT / "tests" / "interop" / "sipp"
+FAIL_LIMIT_PCT = 1.0
+DOMAIN = "example.test"
+UAC_IP = "127.0.0.2"
+UAS_USER = "callee"
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    memory: Callable[[], int]
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        root = psutil.Process(self.process.pid)
+        for proc in [root, *root.children(recursive=True)]:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        return total
+
+
+@dataclass
+class Result:
+    name: str
+    register_rate: float = 0.0
+    cpu_us_per_register: float = 0.0
+    call_rate: float = 0.0
+    bytes_per_registration: float = 0.0
+
+
+def free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as check:
+            try:
+                check.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise SystemExit("no free port")
+
+
+def password(user: str) -> str:
+    return f"pw-{user}"
+
+
+def write_users(workdir: Path, count: int) -> tuple[Path, Path]:
+    names = [f"u{i}" for i in range(count)] + [UAS_USER]
+    csv = workdir / "users.csv"
+    csv.write_text(
+        "SEQUENTIAL\n"
+        + "".join(
+            f"{n};{DOMAIN};[authentication username={n} password={password(n)}]\n" for n in names
+        )
+    )
+    users = workdir / "users.txt"
+    users.write_text("".join(f"{n}:{password(n)}\n" for n in names))
+    return csv, users
+
+
+def sipp(port: int, args: list[str], workdir: Path, timeout: float) -> dict[str, float]:
+    """Run sipp to the end; its cumulative successful and failed calls, elapsed seconds."""
+    started = time.monotonic()
+    done = subprocess.run(
+        ["sipp", f"127.0.0.1:{port}", "-nostdin", "-timeout", f"{int(timeout)}s", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout + 30,
+        check=False,
+        cwd=workdir,
+    )
+    elapsed = time.monotonic() - started
+
+    def cumulative(label: str) -> float:
+        found = re.findall(rf"{label}\s*\|\s*(\d+)\s*\|\s*(\d+)", done.stdout)
+        return float(found[-1][1]) if found else 0.0
+
+    return {
+        "ok": cumulative("Successful call"),
+        "failed": cumulative("Failed call"),
+        "elapsed": elapsed,
+    }
+
+
+def register_run(
+    server: Server, csv: Path, workdir: Path, rate: float, count: int
+) -> dict[str, float]:
+    return sipp(
+        server.port,
+        [
+            "-sf", str(SCENARIOS / "register.xml"), "-inf", str(csv), "-i", "127.0.0.1",
+            "-r", str(int(rate)), "-m", str(count), "-l", str(max(100, int(rate))),
+            "-recv_timeout", "5000",
+        ],
+        workdir,
+        timeout=count / rate + 20,
+    )  # fmt: skip
+
+
+def failure_pct(outcome: dict[str, float]) -> float:
+    total = outcome["ok"] + outcome["failed"]
+    return 100.0 if total == 0 else 100.0 * outcome["failed"] / total
+
+
+def search(name: str, what: str, run: Callable[[float], dict[str, float]], start: float) -> float:
+    """The highest rate with < 1 % failures: doubling, then bisection (bounded)."""
+    best, low, high, rate = 0.0, 0.0, None, start
+    for _ in range(9):
+        outcome = run(rate)
+        pct = failure_pct(outcome)
+        print(f"  {name:9} {what:9} {rate:>7.0f}/s  failures {pct:6.2f} %", flush=True)
+        if pct < FAIL_LIMIT_PCT:
+            best = low = rate
+        else:
+            high = rate
+        if high is None:
+            rate *= 2
+        elif high - low <= max(50.0, 0.1 * high):
+            break
+        else:
+            rate = (low + high) / 2
+    return best
+
+
+def start_peerline(workdir: Path, users: Path) -> Server:
+    port = free_port()
+    log = open(workdir / "peerline.log", "wb")  # noqa: SIM115 - lives as long as the server
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "peerline", "serve", "--listen", "127.0.0.1",
+            "--stun-port", str(free_port()), "--tls-port", "0", "--sip-port", str(port),
+            "--sip-tls-port", "0", "--domain", DOMAIN, "--sip-digest", "MD5", "--rate", "0",
+            "--users-file", str(users), "--state-dir", str(workdir),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while b"serving" not in (workdir / "peerline.log").read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("peerline serve did not start")
+        time.sleep(0.1)
+    return Server("peerline", process, port, lambda: psutil.Process(process.pid).memory_info().rss)
+
+
+def start_kamailio(workdir: Path) -> Server:
+    port = free_port()
+    control = workdir / "kamailio.ctl"
+    config = (HERE / "kamailio-sip.cfg").read_text()
+    config = config.replace("PORT", str(port)).replace("CTL", str(control))
+    config = config.replace('"PASSWORD_PREFIX"', '"pw-"')
+    (workdir / "kamailio.cfg").write_text(config)
+    log = open(workdir / "kamailio.log", "wb")  # noqa: SIM115 - lives as long as the server
+    process = subprocess.Popen(
+        [
+            "kamailio", "-f", str(workdir / "kamailio.cfg"), "-DD", "-E", "-m", "1024",
+            "-P", str(workdir / "kamailio.pid"), "-Y", str(workdir), "-w", str(workdir),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+    def shm_used() -> int:
+        done = subprocess.run(
+            ["kamcmd", "-s", f"unix:{control}", "core.shmmem"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        return int(re.search(r"used:\s*(\d+)", done.stdout).group(1))  # type: ignore[union-attr]
+
+    deadline = time.monotonic() + 30
+    while not control.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("kamailio did not start: " + (workdir / "kamailio.log").read_text())
+        time.sleep(0.1)
+    time.sleep(0.5)
+    return Server("kamailio", process, port, shm_used)
+
+
+def stop(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+def measure(server: Server, csv: Path, workdir: Path, args: argparse.Namespace) -> Result:
+    result = Result(server.name)
+    duration = args.duration
+    # Everyone once, at a modest rate: the memory figure, and a warm server.
+    before = server.memory()
+    outcome = register_run(server, csv, workdir, args.fill_rate, args.users + 1)
+    if outcome["ok"] < args.users:
+        print(f"  {server.name}: only {outcome['ok']:.0f} of {args.users} registered", flush=True)
+    time.sleep(args.settle)
+    result.bytes_per_registration = (server.memory() - before) / max(1.0, outcome["ok"])
+    result.register_rate = search(
+        server.name,
+        "REGISTER",
+        lambda rate: register_run(server, csv, workdir, rate, int(rate * duration)),
+        args.start_rate,
+    )
+    cpu_rate = args.cpu_rate
+    cpu_before = server.cpu_seconds()
+    outcome = register_run(server, csv, workdir, cpu_rate, int(cpu_rate * duration))
+    cpu = server.cpu_seconds() - cpu_before
+    result.cpu_us_per_register = 1e6 * cpu / max(1.0, outcome["ok"])
+    result.call_rate = calls(server, csv, workdir, args)
+    return result
+
+
+def calls(server: Server, csv: Path, workdir: Path, args: argparse.Namespace) -> float:
+    """Call attempts per second through the proxy to one sipp UAS, registered as `callee`."""
+    uas_port = free_port()
+    one = workdir / "callee.csv"
+    one.write_text(
+        f"SEQUENTIAL\n{UAS_USER};{DOMAIN};[authentication username={UAS_USER} "
+        f"password={password(UAS_USER)}]\n"
+    )
+    outcome = sipp(
+        server.port,
+        ["-sf", str(SCENARIOS / "register.xml"), "-inf", str(one), "-m", "1",
+         "-i", "127.0.0.1", "-p", str(uas_port)],
+        workdir,
+        timeout=10,
+    )  # fmt: skip
+    if outcome["ok"] != 1:
+        raise SystemExit(f"{server.name}: the callee could not register")
+    uas = subprocess.Popen(
+        ["sipp", "-sf", str(SCENARIOS / "uas_call.xml"), "-i", "127.0.0.1", "-p",
+         str(uas_port), "-nostdin", "-bg"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=workdir,
+    )  # fmt: skip
+    time.sleep(0.5)
+
+    def run(rate: float) -> dict[str, float]:
+        count = int(rate * args.duration)
+        return sipp(
+            server.port,
+            ["-sf", str(SCENARIOS / "uac_call.xml"), "-s", UAS_USER, "-i", UAC_IP,
+             "-r", str(int(rate)), "-m", str(count), "-l", str(max(200, int(rate))),
+             "-recv_timeout", "5000"],
+            workdir,
+            timeout=count / rate + 20,
+        )  # fmt: skip
+
+    try:
+        return search(server.name, "calls", run, args.start_rate / 2)
+    finally:
+        uas.wait(timeout=5)  # -bg: the parent exits at once; the UAS itself is found below
+        for proc in psutil.process_iter(["name", "cmdline"]):
+            cmdline = proc.info["cmdline"] or []
+            if proc.info["name"] == "sipp" and str(uas_port) in cmdline:
+                proc.terminate()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=100_000, help="users registered at once")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per load step")
+    parser.add_argument("--start-rate", type=float, default=1000.0, help="first rate tried")
+    parser.add_argument("--fill-rate", type=float, default=1500.0, help="rate of the fill")
+    parser.add_argument("--cpu-rate", type=float, default=1000.0, help="rate of the CPU run")
+    parser.add_argument(
+        "--settle", type=float, default=35.0, help="wait after the fill (replies cached 32 s)"
+    )
+    args = parser.parse_args()
+    for program, package in (("sipp", "sip-tester"), ("kamailio", "kamailio")):
+        if shutil.which(program) is None:
+            raise SystemExit(f"needs {program} (Debian package {package})")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-sip-") as tmp:
+        workdir = Path(tmp)
+        csv, users = write_users(workdir, args.users)
+        for starter in (lambda: start_peerline(workdir, users), lambda: start_kamailio(workdir)):
+            server = starter()
+            try:
+                results.append(measure(server, csv, workdir, args))
+            finally:
+                stop(server)
+    print()
+    print(f"{'':10} {'REGISTER/s':>11} {'CPU us/REG':>11} {'calls/s':>9} {'bytes/reg':>10}")
+    for r in results:
+        print(
+            f"{r.name:10} {r.register_rate:>11.0f} {r.cpu_us_per_register:>11.1f} "
+            f"{r.call_rate:>9.0f} {r.bytes_per_registration:>10.0f}"
+        )
+    ours, theirs = results
+    print()
+    print("peerline / kamailio:")
+    ratios = (
+        ("REGISTER/s", ours.register_rate, theirs.register_rate),
+        ("CPU per REGISTER", ours.cpu_us_per_register, theirs.cpu_us_per_register),
+        ("calls/s", ours.call_rate, theirs.call_rate),
+        ("memory per binding", ours.bytes_per_registration, theirs.bytes_per_registration),
+    )
+    for label, mine, other in ratios:
+        print(f"  {label:20} {mine / other if other else float('nan'):6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
