@@ -169,6 +169,13 @@ class CandidatePair:
 _ACTIVE = (PairState.FROZEN, PairState.WAITING, PairState.IN_PROGRESS)
 
 
+def _ready(pair: CandidatePair) -> bool:
+    """A queued pair still worth a check: Waiting, or Succeeded and to be nominated."""
+    return pair.state is PairState.WAITING or (
+        pair.state is PairState.SUCCEEDED and pair.nominate_on_success
+    )
+
+
 class Checklist:
     """The pairs of one data stream, ordered by priority, with the triggered-check
     queue and the valid list (RFC 8445 §6.1.2, §6.1.4, §7.2.5.3)."""
@@ -287,43 +294,42 @@ class Checklist:
         The triggered queue comes first; then the highest-priority Waiting pair;
         then a Frozen pair whose foundation has nothing Waiting or In-Progress.
         """
-        if self.state is ChecklistState.FAILED:
-            return None
-        while self._triggered:
-            queued = self._triggered.popleft()
-            if queued.state is PairState.WAITING or (
-                queued.state is PairState.SUCCEEDED and queued.nominate_on_success
-            ):
-                queued.apply(PairInput.START)
-                return queued
-        pair = next((p for p in self.pairs if p.state is PairState.WAITING), None)
+        pair = self._choose()
+        self._triggered = deque(p for p in self._triggered if p is not pair and _ready(p))
         if pair is None:
-            busy = {
-                p.foundation
-                for p in self.pairs
-                if p.state in (PairState.WAITING, PairState.IN_PROGRESS)
-            }
-            pair = next(
-                (p for p in self.pairs if p.state is PairState.FROZEN and p.foundation not in busy),
-                None,
-            )
-            if pair is None:
-                return None
+            return None
+        if pair.state is PairState.FROZEN:
             pair.apply(PairInput.UNFREEZE)
         pair.apply(PairInput.START)
         return pair
 
+    def _choose(self) -> CandidatePair | None:
+        if self.state is ChecklistState.FAILED:
+            return None
+        queued = next((p for p in self._triggered if _ready(p)), None)
+        if queued is not None:
+            return queued
+        waiting = next((p for p in self.pairs if p.state is PairState.WAITING), None)
+        if waiting is not None:
+            return waiting
+        busy = {
+            p.foundation
+            for p in self.pairs
+            if p.state in (PairState.WAITING, PairState.IN_PROGRESS)
+        }
+        return next(
+            (p for p in self.pairs if p.state is PairState.FROZEN and p.foundation not in busy),
+            None,
+        )
+
     def has_work(self) -> bool:
         """True when `next_check` would return a pair."""
-        if self.state is ChecklistState.FAILED:
-            return False
-        if any(
-            p.state is PairState.WAITING
-            or (p.state is PairState.SUCCEEDED and p.nominate_on_success)
-            for p in self._triggered
-        ):
-            return True
-        return any(p.state in (PairState.WAITING, PairState.FROZEN) for p in self.pairs)
+        return self._choose() is not None
+
+    def retry(self, pair: CandidatePair) -> None:
+        """§7.2.5.1: after a 487 the agent switched role; check the pair again."""
+        if pair.apply(PairInput.ROLE_CONFLICT) is PairState.WAITING and pair not in self._triggered:
+            self._triggered.append(pair)
 
     def count(self, *states: PairState) -> int:
         """How many listed pairs are in one of `states` (RTO uses Waiting + In-Progress)."""
@@ -345,6 +351,11 @@ class Checklist:
         self.valid.append(pair)
         self.valid.sort(key=lambda p: p.priority, reverse=True)
         return pair
+
+    def invalidate(self, pair: CandidatePair) -> None:
+        """A valid pair whose path broke (its nomination check failed) leaves the list."""
+        if pair in self.valid:
+            self.valid.remove(pair)
 
     def nominate(self, pair: CandidatePair) -> list[CandidatePair]:
         """Mark a valid pair nominated (§8.1.2): drop the Frozen and Waiting pairs of

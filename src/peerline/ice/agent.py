@@ -1,0 +1,888 @@
+"""The ICE agent: RFC 8445 full agent, RFC 8838 trickle, RFC 7675 consent, without I/O.
+
+Three kinds of input, as in aioquic: API calls (candidates, credentials,
+restart), `receive_datagram(data, base, source, now)` and `handle_timer(now)`.
+Three kinds of output: `datagrams_to_send(now)` as (data, base, destination),
+`get_timer()`, and `next_event()`. The agent never reads a clock and never
+touches a socket.
+
+The base of a datagram is the local transport address it leaves from or arrived
+at: a socket's address for host candidates, the relayed address for relayed
+ones. The adapter maps each base to what really sends (a UDP socket, a TURN
+allocation's channel), so relays need nothing more from this core.
+
+Each ICE session between two credential sets is a *generation*. An ICE restart
+(RFC 8445 §9) starts a new one; the newest runs the checks, and an older one
+lives on, answering the peer's checks and keeping consent on its selected pair,
+until the new one has nominated a pair for every component.
+
+Seam for extensions negotiated by ice-options (the birthday technique for an
+endpoint-independent NAT facing a symmetric one, later): `negotiated_options`
+tells whether both sides advertised the token; the extension then feeds extra,
+unsignalled candidates through `add_local_candidate` (more local ports) and
+`add_remote_candidate` (guessed peer ports), bounded by `max_pairs` and paced
+like any check; what works surfaces as ordinary valid pairs and events.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+from typing import NamedTuple
+
+from peerline.ice.candidate import (
+    Candidate,
+    CandidateType,
+    TransportProtocol,
+    compute_foundation,
+    peer_reflexive_priority,
+)
+from peerline.ice.checklist import CandidatePair, Checklist, LocalCandidate, PairInfo
+from peerline.ice.config import IceConfig, Nomination, Role
+from peerline.ice.errors import IceUsageError
+from peerline.ice.events import (
+    CandidatePairSucceeded,
+    Completed,
+    ConsentLost,
+    Event,
+    Failed,
+    IceRestarted,
+    NewPeerReflexiveCandidate,
+    RoleChanged,
+    SelectedPairChanged,
+)
+from peerline.ice.messages import (
+    CheckRejected,
+    build_check,
+    error_response,
+    keepalive_indication,
+    read_check,
+    success_response,
+)
+from peerline.ice.sdp import Credentials
+from peerline.ice.states import ChecklistInput, ChecklistState, PairInput, PairState
+from peerline.stun import (
+    AttributeType,
+    ClientTransaction,
+    ErrorCode,
+    MalformedMessage,
+    Message,
+    MessageClass,
+    Method,
+    ResponseReceived,
+    TransactionConfig,
+    TransactionResult,
+    Transport,
+    TransportAddress,
+    is_stun,
+    parse,
+    short_term_key,
+    verify_fingerprint,
+    verify_message_integrity,
+)
+
+logger = logging.getLogger(__name__)
+
+_CONSENT_TRANSACTION = {"rc": 3, "rm": 4}
+"""A consent request is sent 3 times (0, RTO, 3·RTO) and given up after 4·RTO
+more: with the default RTO it ends at 3.5 s, before the next one (>= 4 s) goes."""
+
+
+class Disposition(Enum):
+    """What `receive_datagram` did with a datagram."""
+
+    CONSUMED = "consumed"
+    """An ICE STUN message: handled here; do not pass it on."""
+
+    NOT_ICE = "not-ice"
+    """Not ours (application data, a STUN server's answer to a gathering request,
+    TURN traffic): pass it on untouched."""
+
+
+class Transmit(NamedTuple):
+    """One datagram to send: its bytes, the base to send from, the destination."""
+
+    data: bytes
+    base: TransportAddress
+    destination: TransportAddress
+
+
+class _Kind(Enum):
+    CONNECTIVITY = "connectivity"
+    CONSENT = "consent"
+
+
+@dataclass(slots=True, eq=False)
+class _Check:
+    """One outstanding Binding request and what it claimed, to judge its answer."""
+
+    kind: _Kind
+    generation: _Generation
+    pair: CandidatePair
+    transaction: ClientTransaction
+    key: bytes
+    role: Role
+    priority: int
+    use_candidate: bool
+    started_at: float
+    cancelled: bool = False
+    """Superseded by a triggered check (RFC 8445 §7.3.1.4) or a nomination: no
+    retransmissions, a timeout means nothing, only a success still counts."""
+
+
+@dataclass(slots=True, eq=False)
+class _Selection:
+    """The pair application data uses for one component, and its consent."""
+
+    generation: _Generation
+    pair: CandidatePair
+    consent_until: float
+    next_check_at: float
+
+
+class _Generation:
+    """One ICE session: a credential set on each side, its candidates and checklist."""
+
+    def __init__(
+        self,
+        number: int,
+        local: Credentials,
+        gathered: list[LocalCandidate],
+        checklist: Checklist,
+    ) -> None:
+        self.number = number
+        self.local = local
+        self.remote: Credentials | None = None
+        self.remote_options: frozenset[str] = frozenset()
+        self.local_candidates = list(gathered)
+        self.remote_candidates: list[Candidate] = []
+        self.local_done = False
+        self.remote_done = False
+        self.checklist = checklist
+        self.first_valid_at: dict[int, float] = {}
+        self.nominating: dict[int, CandidatePair] = {}
+
+    def local_at(self, base: TransportAddress) -> LocalCandidate | None:
+        """The host or relayed candidate whose address is this base."""
+        for local in self.local_candidates:
+            if local.base == base and local.candidate.address == base:
+                return local
+        return None
+
+    def local_matching(
+        self, address: TransportAddress, base: TransportAddress
+    ) -> LocalCandidate | None:
+        for local in self.local_candidates:
+            if local.candidate.address == address and local.base == base:
+                return local
+        return None
+
+    def remote_at(self, address: TransportAddress, component: int) -> Candidate | None:
+        for remote in self.remote_candidates:
+            if remote.address == address and remote.component == component:
+                return remote
+        return None
+
+
+class Agent:
+    """A full ICE agent for one data stream with `components` components.
+
+    `role` is decided by the using protocol (the offerer controls, RFC 8839
+    §3.1); `credentials` and `tie_breaker` are random unless given (tests give
+    them); `rng` jitters the consent interval.
+    """
+
+    def __init__(
+        self,
+        *,
+        role: Role,
+        config: IceConfig | None = None,
+        components: int = 1,
+        credentials: Credentials | None = None,
+        tie_breaker: int | None = None,
+        rng: random.Random | None = None,
+        name: str = "ice",
+    ) -> None:
+        if not 1 <= components <= 256:
+            raise IceUsageError("components must be 1-256")
+        self._config = config or IceConfig()
+        self._components = frozenset(range(1, components + 1))
+        self._role = role
+        self._tie_breaker = secrets.randbits(64) if tie_breaker is None else tie_breaker
+        self._rng = rng or random.Random()
+        self._log = logging.LoggerAdapter(logger, {"ice": name})
+        self._gathered: list[LocalCandidate] = []
+        self._generations = [self._generation(0, credentials or Credentials.generate())]
+        self._checks: dict[bytes, _Check] = {}
+        self._selected: dict[int, _Selection] = {}
+        self._outbox: list[Transmit] = []
+        self._events: deque[Event] = deque()
+        self._last_check_at: float | None = None
+        self._now = 0.0
+        self._closed = False
+
+    def _generation(self, number: int, local: Credentials) -> _Generation:
+        checklist = Checklist(
+            self._components,
+            controlling=self._role is Role.CONTROLLING,
+            max_pairs=self._config.max_pairs,
+        )
+        return _Generation(number, local, self._gathered, checklist)
+
+    @property
+    def _current(self) -> _Generation:
+        return self._generations[-1]
+
+    # -- what the caller reads ----------------------------------------------------------
+
+    @property
+    def role(self) -> Role:
+        return self._role
+
+    @property
+    def generation(self) -> int:
+        """The number of the newest generation (0, then one more per restart)."""
+        return self._current.number
+
+    @property
+    def local_credentials(self) -> Credentials:
+        """The newest generation's ufrag and password, to signal to the peer."""
+        return self._current.local
+
+    @property
+    def local_candidates(self) -> list[Candidate]:
+        """The candidates to signal (peer-reflexive ones are learned, never signalled)."""
+        return [
+            lc.candidate
+            for lc in self._current.local_candidates
+            if lc.candidate.type is not CandidateType.PEER_REFLEXIVE
+        ]
+
+    @property
+    def negotiated_options(self) -> frozenset[str]:
+        """ice-options both sides advertised in the newest generation (RFC 8839 §5.6)."""
+        return frozenset(self._config.ice_options) & self._current.remote_options
+
+    @property
+    def checklist_state(self) -> ChecklistState:
+        return self._current.checklist.state
+
+    def selected_pair(self, component: int = 1) -> PairInfo | None:
+        """Where application data for `component` goes now, or None (not yet
+        nominated, or consent lost)."""
+        selection = self._selected.get(component)
+        return None if selection is None else selection.pair.info()
+
+    def next_event(self) -> Event | None:
+        """The oldest event not yet returned, or None."""
+        return self._events.popleft() if self._events else None
+
+    # -- candidates and credentials (RFC 8838 trickle) ------------------------------------
+
+    def add_local_candidate(
+        self, candidate: Candidate, *, base: tuple[str, int] | None = None
+    ) -> None:
+        """A gathered candidate. `base` defaults to the address itself for host and
+        relayed candidates and to the related address for server-reflexive ones."""
+        generation = self._current
+        if generation.local_done:
+            raise IceUsageError("local end-of-candidates was already signalled")
+        if candidate.transport is not TransportProtocol.UDP or not candidate.is_resolved:
+            raise IceUsageError("local candidates are UDP with an IP address")
+        if candidate.component not in self._components:
+            raise IceUsageError(f"no component {candidate.component}")
+        if candidate.type is CandidateType.PEER_REFLEXIVE:
+            raise IceUsageError("peer-reflexive candidates are learned, not added")
+        if base is None:
+            if candidate.type is CandidateType.SERVER_REFLEXIVE:
+                if candidate.related_address is None:
+                    raise IceUsageError("a server-reflexive candidate needs its base")
+                base = candidate.related_address
+            else:
+                base = candidate.address
+        local = LocalCandidate(candidate, TransportAddress(*base))
+        if local in generation.local_candidates:
+            return
+        self._gathered.append(local)
+        generation.local_candidates.append(local)
+        generation.checklist.add_pairs(generation.local_candidates, generation.remote_candidates)
+
+    def end_of_local_candidates(self) -> None:
+        """Gathering is over for the newest generation (RFC 8838 §13)."""
+        self._current.local_done = True
+        self._check_failed()
+
+    def set_remote_credentials(
+        self, ufrag: str, pwd: str, *, options: tuple[str, ...] = ()
+    ) -> None:
+        """The peer's ice-ufrag, ice-pwd and ice-options.
+
+        New credentials while the newest generation already has others mean the
+        peer restarted ICE (RFC 8445 §9): we restart too, and `local_credentials`
+        (and an `IceRestarted` event) give what to answer with.
+        """
+        remote = Credentials(ufrag, pwd)
+        generation = self._current
+        if generation.remote is not None and generation.remote != remote:
+            generation = self._start_generation(by_peer=True)
+        generation.remote = remote
+        generation.remote_options = frozenset(options)
+
+    def add_remote_candidate(self, candidate: Candidate, *, ufrag: str | None = None) -> None:
+        """A candidate from the peer; `ufrag` names its generation (RFC 8838 §15.1),
+        the newest when None. Candidates this agent cannot use (TCP, unresolved
+        names) are ignored: they are legitimate in an offer."""
+        generation = self._by_remote_ufrag(ufrag)
+        if generation.remote_done:
+            raise IceUsageError("the peer already signalled end-of-candidates")
+        if candidate.transport is not TransportProtocol.UDP or not candidate.is_resolved:
+            self._log.debug("ignoring unusable remote candidate %s", candidate.to_sdp())
+            return
+        if generation.remote_at(candidate.address, candidate.component) is not None:
+            return
+        generation.remote_candidates.append(candidate)
+        generation.checklist.add_pairs(generation.local_candidates, [candidate])
+
+    def end_of_remote_candidates(self, *, ufrag: str | None = None) -> None:
+        """The peer's end-of-candidates (RFC 8838 §13)."""
+        self._by_remote_ufrag(ufrag).remote_done = True
+        self._check_failed()
+
+    def _by_remote_ufrag(self, ufrag: str | None) -> _Generation:
+        if ufrag is None:
+            return self._current
+        for generation in reversed(self._generations):
+            if generation.remote is not None and generation.remote.ufrag == ufrag:
+                return generation
+        raise IceUsageError(f"no ICE generation with remote ufrag {ufrag!r}")
+
+    def restart(self) -> Credentials:
+        """Start an ICE restart (RFC 8445 §9): new local credentials to signal with
+        the candidates; the current selected pair stays in use until the new
+        generation nominates one."""
+        return self._start_generation(by_peer=False).local
+
+    def _start_generation(self, *, by_peer: bool) -> _Generation:
+        previous = self._current
+        for tid, check in list(self._checks.items()):
+            if check.generation is previous and check.kind is _Kind.CONNECTIVITY:
+                del self._checks[tid]
+        owners = {selection.generation for selection in self._selected.values()}
+        self._generations = [g for g in self._generations if g in owners]
+        generation = self._generation(previous.number + 1, Credentials.generate())
+        self._generations.append(generation)
+        generation.checklist.add_pairs(generation.local_candidates, [])
+        self._events.append(
+            IceRestarted(
+                generation=generation.number, credentials=generation.local, by_peer=by_peer
+            )
+        )
+        return generation
+
+    def close(self) -> None:
+        """Stop: no more checks, consent or timers; every datagram is passed on."""
+        self._closed = True
+        self._checks.clear()
+        self._selected.clear()
+        self._outbox.clear()
+
+    # -- datagrams in ---------------------------------------------------------------------
+
+    def receive_datagram(
+        self, data: bytes, base: tuple[str, int], source: tuple[str, int], now: float
+    ) -> Disposition:
+        """Offer a datagram that arrived at `base` from `source`.
+
+        Binding requests, indications and answers to our own checks are ICE's;
+        anything else is `NOT_ICE`, to be passed on unchanged.
+        """
+        self._now = now
+        if self._closed or not is_stun(data):
+            return Disposition.NOT_ICE
+        try:
+            message = parse(data)
+        except MalformedMessage:
+            return Disposition.NOT_ICE
+        if message.method != Method.BINDING:
+            return Disposition.NOT_ICE
+        if AttributeType.FINGERPRINT in message and not verify_fingerprint(message):
+            return Disposition.NOT_ICE  # RFC 8489 §7.3: then it is not STUN at all
+        here, there = TransportAddress(*base), TransportAddress(*source)
+        if message.message_class is MessageClass.REQUEST:
+            self._on_request(message, here, there)
+        elif message.message_class is not MessageClass.INDICATION:  # keepalives: nothing to do
+            check = self._checks.get(message.transaction_id)
+            if check is None:
+                return Disposition.NOT_ICE
+            self._on_answer(check, message, here, there, now)
+        return Disposition.CONSUMED
+
+    def _password_for(self, local_ufrag: str, remote_ufrag: str) -> str | None:
+        generation = self._by_local_ufrag(local_ufrag)
+        if generation is None:
+            return None
+        if generation.remote is not None and generation.remote.ufrag != remote_ufrag:
+            return None
+        return generation.local.pwd
+
+    def _by_local_ufrag(self, ufrag: str) -> _Generation | None:
+        return next((g for g in self._generations if g.local.ufrag == ufrag), None)
+
+    def _on_request(
+        self, message: Message, base: TransportAddress, source: TransportAddress
+    ) -> None:
+        """RFC 8445 §7.3.1: authenticate, settle role conflicts, answer, learn a
+        peer-reflexive candidate, queue a triggered check, note a nomination."""
+        try:
+            request, key = read_check(message, self._password_for)
+        except CheckRejected as rejected:
+            reply = error_response(
+                message, rejected.error_code, key=rejected.key, unknown=rejected.unknown
+            )
+            self._outbox.append(Transmit(reply, base, source))
+            return
+        if self._has_role_conflict(request.ice_controlling, request.ice_controlled):
+            reply = error_response(message, ErrorCode.ROLE_CONFLICT, key=key)
+            self._outbox.append(Transmit(reply, base, source))
+            return
+        self._outbox.append(Transmit(success_response(message, source, key), base, source))
+        generation = self._by_local_ufrag(request.local_ufrag)
+        local = None if generation is None else generation.local_at(base)
+        if generation is None or local is None:
+            self._log.debug("check at %s matches no local candidate", base)
+            return
+        component = local.candidate.component
+        remote = generation.remote_at(source, component)
+        if remote is None:
+            remote = self._learn_remote(generation, source, component, request.priority)
+        checklist = generation.checklist
+        use_candidate = request.use_candidate and self._role is Role.CONTROLLED
+        if generation is not self._current or checklist.state is ChecklistState.FAILED:
+            return  # an old or failed generation only answers
+        if checklist.state is ChecklistState.COMPLETED and not use_candidate:
+            return
+        pair = checklist.find(base, source, component)
+        if pair is None:
+            pair = checklist.add_triggered_pair(local, remote)
+        if pair.state is not PairState.SUCCEEDED:
+            if pair.state is PairState.IN_PROGRESS:
+                self._cancel_checks(pair)
+            checklist.trigger(pair)
+        if use_candidate:  # RFC 8445 §7.3.1.5
+            if pair.state is PairState.SUCCEEDED and pair.valid_pair is not None:
+                self._nominate(generation, pair.valid_pair)
+            else:
+                pair.nominate_on_success = True
+
+    def _has_role_conflict(self, controlling: int | None, controlled: int | None) -> bool:
+        """RFC 8445 §7.3.1.1: the larger tie-breaker keeps controlling. True when we
+        keep our role and must answer 487; a switch happens here."""
+        if self._role is Role.CONTROLLING and controlling is not None:
+            if self._tie_breaker >= controlling:
+                return True
+            self._switch_role(Role.CONTROLLED)
+        elif self._role is Role.CONTROLLED and controlled is not None:
+            if self._tie_breaker < controlled:
+                return True
+            self._switch_role(Role.CONTROLLING)
+        return False
+
+    def _switch_role(self, role: Role) -> None:
+        self._log.debug("role conflict: now %s", role.value)
+        self._role = role
+        for generation in self._generations:
+            generation.checklist.set_role(controlling=role is Role.CONTROLLING)
+            generation.nominating.clear()
+            for pair in generation.checklist.pairs:
+                pair.nominate_on_success = False
+        self._events.append(RoleChanged(role=role))
+
+    def _learn_remote(
+        self, generation: _Generation, source: TransportAddress, component: int, priority: int
+    ) -> Candidate:
+        """RFC 8445 §7.3.1.3: a request from an unknown address is a peer-reflexive
+        candidate of the peer, with the priority the request carried."""
+        taken = {c.foundation for c in generation.remote_candidates}
+        foundation = next(f"prflx{n}" for n in range(len(taken) + 1) if f"prflx{n}" not in taken)
+        remote = Candidate(
+            foundation=foundation,
+            component=component,
+            priority=priority,
+            address=source,
+            type=CandidateType.PEER_REFLEXIVE,
+        )
+        generation.remote_candidates.append(remote)
+        self._events.append(
+            NewPeerReflexiveCandidate(candidate=remote, local=False, generation=generation.number)
+        )
+        return remote
+
+    def _on_answer(
+        self,
+        check: _Check,
+        message: Message,
+        base: TransportAddress,
+        source: TransportAddress,
+        now: float,
+    ) -> None:
+        """RFC 8445 §7.2.5: an answer to one of our checks or consent requests."""
+        if not verify_message_integrity(message, check.key):
+            return  # unauthenticated: as if it never arrived
+        if not check.transaction.handle_response(message, now):
+            return
+        self._checks.pop(message.transaction_id, None)
+        result = check.transaction.result
+        symmetric = source == check.pair.remote.address and base == check.pair.base
+        if check.kind is _Kind.CONSENT:
+            self._on_consent_answer(check, result, symmetric=symmetric)
+            return
+        answer = result.message if isinstance(result, ResponseReceived) else None
+        if answer is not None and answer.message_class is MessageClass.SUCCESS and symmetric:
+            try:
+                mapped = answer.xor_mapped_address
+            except MalformedMessage:
+                mapped = None
+            if mapped is not None:
+                self._on_success(check, mapped, now)
+                return
+        if check.cancelled:
+            return
+        if answer is not None and answer.message_class is MessageClass.ERROR:
+            try:
+                error = answer.error_code
+            except MalformedMessage:
+                error = None
+            if error is not None and error.code == ErrorCode.ROLE_CONFLICT:
+                self._on_role_conflict_answer(check)
+                return
+        self._fail(check)
+
+    def _on_role_conflict_answer(self, check: _Check) -> None:
+        """RFC 8445 §7.2.5.1: take the other role (unless already done) and check again."""
+        if self._role is check.role:
+            other = Role.CONTROLLED if check.role is Role.CONTROLLING else Role.CONTROLLING
+            self._switch_role(other)
+        check.generation.checklist.retry(check.pair)
+
+    def _on_success(self, check: _Check, mapped: TransportAddress, now: float) -> None:
+        """RFC 8445 §7.2.5.3: discover a peer-reflexive local candidate, build the
+        valid pair, update states, and nominate when the check said so."""
+        generation, pair = check.generation, check.pair
+        checklist = generation.checklist
+        local = generation.local_matching(mapped, pair.base)
+        if local is None:
+            prflx = Candidate(
+                foundation=compute_foundation(CandidateType.PEER_REFLEXIVE, pair.base.ip),
+                component=pair.component,
+                priority=check.priority,
+                address=mapped,
+                type=CandidateType.PEER_REFLEXIVE,
+                related_address=pair.base,
+            )
+            local = LocalCandidate(prflx, pair.base)
+            generation.local_candidates.append(local)
+            self._events.append(
+                NewPeerReflexiveCandidate(candidate=prflx, local=True, generation=generation.number)
+            )
+        if local.candidate.address == pair.local.address:
+            valid = pair
+        else:
+            valid = CandidatePair(
+                local.candidate,
+                pair.base,
+                pair.remote,
+                controlling=self._role is Role.CONTROLLING,
+                state=PairState.SUCCEEDED,
+            )
+        pair.apply(PairInput.SUCCESS)
+        valid = checklist.add_valid(valid)
+        pair.valid_pair = valid
+        pair.confirmed_at = valid.confirmed_at = check.started_at
+        checklist.unfreeze_foundation(pair.foundation)
+        self._cancel_checks(pair, keep=check)
+        generation.first_valid_at.setdefault(pair.component, now)
+        self._events.append(CandidatePairSucceeded(pair=valid.info(), generation=generation.number))
+        nominate = check.use_candidate or (
+            self._role is Role.CONTROLLED and pair.nominate_on_success
+        )
+        pair.nominate_on_success = False
+        if generation.nominating.get(pair.component) is pair:
+            del generation.nominating[pair.component]
+        if nominate and generation.checklist.state is not ChecklistState.FAILED:
+            self._nominate(generation, valid)
+
+    def _fail(self, check: _Check) -> None:
+        """The check timed out, was refused, or was answered from elsewhere (§7.2.5.2)."""
+        generation, pair = check.generation, check.pair
+        if pair.state in (PairState.IN_PROGRESS, PairState.SUCCEEDED):
+            pair.apply(PairInput.FAILURE)
+        if generation.nominating.get(pair.component) is pair:
+            del generation.nominating[pair.component]
+            pair.nominate_on_success = False
+            if pair.valid_pair is not None:
+                generation.checklist.invalidate(pair.valid_pair)
+        self._check_failed()
+
+    def _cancel_checks(self, pair: CandidatePair, keep: _Check | None = None) -> None:
+        for check in self._checks.values():
+            if check.pair is pair and check is not keep and check.kind is _Kind.CONNECTIVITY:
+                check.cancelled = True
+
+    # -- nomination and selection (RFC 8445 §8) --------------------------------------------
+
+    def _nominate(self, generation: _Generation, valid: CandidatePair) -> None:
+        checklist = generation.checklist
+        for slower in checklist.nominate(valid):
+            self._cancel_checks(slower)
+        self._select(generation, valid.component)
+        if checklist.all_nominated():
+            before = checklist.state
+            checklist.apply(ChecklistInput.ALL_NOMINATED)
+            if before is ChecklistState.RUNNING:
+                self._events.append(Completed(generation=generation.number))
+            if generation is self._current:
+                self._retire_older_generations()
+
+    def _select(self, generation: _Generation, component: int) -> None:
+        pair = generation.checklist.selected(component)
+        current = self._selected.get(component)
+        if pair is None or (current is not None and current.pair is pair):
+            return
+        if current is not None and current.generation.number > generation.number:
+            return
+        confirmed = self._now if pair.confirmed_at is None else pair.confirmed_at
+        self._selected[component] = _Selection(
+            generation=generation,
+            pair=pair,
+            consent_until=confirmed + self._config.consent_timeout,
+            next_check_at=self._now + self._consent_interval(),
+        )
+        self._events.append(SelectedPairChanged(pair=pair.info(), generation=generation.number))
+
+    def _retire_older_generations(self) -> None:
+        current = self._current
+        for tid, check in list(self._checks.items()):
+            if check.generation is not current:
+                del self._checks[tid]
+        self._generations = [current]
+
+    def _nomination_due(self, generation: _Generation) -> dict[int, float]:
+        """Regular nomination (§8.1.1): per component without a nomination under
+        way, when to nominate its best valid pair."""
+        checklist = generation.checklist
+        if (
+            self._role is not Role.CONTROLLING
+            or self._config.nomination is not Nomination.REGULAR
+            or checklist.state is not ChecklistState.RUNNING
+            or generation.remote is None
+        ):
+            return {}
+        due = {}
+        for component in sorted(self._components):
+            best = checklist.best_valid(component)
+            if best is None or component in generation.nominating:
+                continue
+            if checklist.selected(component) is not None:
+                continue
+            first = generation.first_valid_at.get(component, self._now)
+            better = any(p.priority > best.priority for p in checklist.pending(component))
+            due[component] = first + self._config.nomination_delay if better else first
+        return due
+
+    def _nominate_when_due(self, now: float) -> None:
+        generation = self._current
+        for component, when in self._nomination_due(generation).items():
+            if now < when:
+                continue
+            best = generation.checklist.best_valid(component)
+            source = next(
+                (
+                    p
+                    for p in generation.checklist.pairs
+                    if best is not None and p.valid_pair is best
+                ),
+                None,
+            )
+            if source is None:
+                continue
+            generation.nominating[component] = source
+            generation.checklist.trigger(source, nominate=True)
+
+    # -- time -------------------------------------------------------------------------------
+
+    def handle_timer(self, now: float) -> None:
+        """Retransmit or time out checks, send the next paced check, nominate,
+        run consent; call at (or after) `get_timer()`."""
+        self._now = now
+        if self._closed:
+            return
+        for tid, check in list(self._checks.items()):
+            deadline = check.transaction.get_timer()
+            if deadline is None or deadline > now:
+                continue
+            check.transaction.handle_timer(now)
+            if check.transaction.result is not None:
+                del self._checks[tid]
+                if check.kind is _Kind.CONNECTIVITY and not check.cancelled:
+                    self._fail(check)
+        self._nominate_when_due(now)
+        generation = self._current
+        if self._can_check(generation) and now >= self._next_pace_at():
+            pair = generation.checklist.next_check()
+            if pair is not None:
+                self._send_check(generation, pair, now, _Kind.CONNECTIVITY)
+                self._last_check_at = now
+        self._run_consent(now)
+        self._check_failed()
+
+    def get_timer(self) -> float | None:
+        """The next time `handle_timer` has work; a time in the past means now."""
+        if self._closed:
+            return None
+        deadlines = [
+            deadline
+            for check in self._checks.values()
+            if (deadline := check.transaction.get_timer()) is not None
+        ]
+        generation = self._current
+        if self._can_check(generation) and generation.checklist.has_work():
+            deadlines.append(self._next_pace_at())
+        deadlines.extend(self._nomination_due(generation).values())
+        for selection in self._selected.values():
+            deadlines.append(selection.next_check_at)
+            if self._config.consent_freshness:
+                deadlines.append(selection.consent_until)
+        return min(deadlines, default=None)
+
+    def datagrams_to_send(self, now: float) -> list[Transmit]:
+        """Everything due: answers, new checks, retransmissions, consent, keepalives."""
+        self._now = now
+        out, self._outbox = self._outbox, []
+        for check in self._checks.values():
+            for data in check.transaction.datagrams_to_send(now):
+                if not check.cancelled:
+                    out.append(Transmit(data, check.pair.base, check.pair.remote.address))
+        return out
+
+    def _can_check(self, generation: _Generation) -> bool:
+        return generation.remote is not None and generation.checklist.state is not (
+            ChecklistState.FAILED
+        )
+
+    def _next_pace_at(self) -> float:
+        """RFC 8445 §14.2: one new check every Ta."""
+        if self._last_check_at is None:
+            return self._now
+        return self._last_check_at + self._config.ta
+
+    def _send_check(
+        self, generation: _Generation, pair: CandidatePair, now: float, kind: _Kind
+    ) -> None:
+        remote = generation.remote
+        assert remote is not None  # _can_check and _select guarantee it
+        use_candidate = (
+            kind is _Kind.CONNECTIVITY
+            and self._role is Role.CONTROLLING
+            and (self._config.nomination is Nomination.AGGRESSIVE or pair.nominate_on_success)
+        )
+        key = short_term_key(remote.pwd)
+        priority = peer_reflexive_priority(pair.local.priority)
+        request = build_check(
+            username=f"{remote.ufrag}:{generation.local.ufrag}",
+            key=key,
+            priority=priority,
+            role=self._role,
+            tie_breaker=self._tie_breaker,
+            use_candidate=use_candidate,
+        )
+        if kind is _Kind.CONSENT:
+            timers = TransactionConfig(rto=self._config.check_rto, **_CONSENT_TRANSACTION)
+        else:
+            checklist = generation.checklist
+            busy = checklist.count(PairState.WAITING, PairState.IN_PROGRESS)
+            rto = max(self._config.check_rto, self._config.ta * busy)  # RFC 8445 §14.3
+            timers = TransactionConfig(rto=rto, rc=self._config.check_rc, rm=self._config.check_rm)
+        transaction = ClientTransaction(request, transport=Transport.UDP, now=now, config=timers)
+        self._checks[transaction.transaction_id] = _Check(
+            kind=kind,
+            generation=generation,
+            pair=pair,
+            transaction=transaction,
+            key=key,
+            role=self._role,
+            priority=priority,
+            use_candidate=use_candidate,
+            started_at=now,
+        )
+
+    # -- consent (RFC 7675) and keepalives (RFC 8445 §11) -----------------------------------
+
+    def _consent_interval(self) -> float:
+        if not self._config.consent_freshness:
+            return self._config.keepalive_interval
+        return self._config.consent_interval * self._rng.uniform(0.8, 1.2)
+
+    def _run_consent(self, now: float) -> None:
+        for component, selection in list(self._selected.items()):
+            pair = selection.pair
+            if self._config.consent_freshness and now >= selection.consent_until:
+                del self._selected[component]
+                for check in self._checks.values():
+                    if check.pair is pair:
+                        check.cancelled = True
+                self._events.append(
+                    ConsentLost(pair=pair.info(), generation=selection.generation.number)
+                )
+                continue
+            if now < selection.next_check_at:
+                continue
+            selection.next_check_at = now + self._consent_interval()
+            if self._config.consent_freshness:
+                self._send_consent(selection, now)
+            else:
+                self._outbox.append(
+                    Transmit(keepalive_indication(), pair.base, pair.remote.address)
+                )
+
+    def _send_consent(self, selection: _Selection, now: float) -> None:
+        self._send_check(selection.generation, selection.pair, now, _Kind.CONSENT)
+
+    def _on_consent_answer(
+        self, check: _Check, result: TransactionResult | None, *, symmetric: bool
+    ) -> None:
+        """RFC 7675 §5.1: a valid answer grants consent for the consent timeout,
+        counted from when its request was sent."""
+        if not symmetric or not isinstance(result, ResponseReceived):
+            return
+        if result.message.message_class is not MessageClass.SUCCESS:
+            return
+        selection = self._selected.get(check.pair.component)
+        if selection is not None and selection.pair is check.pair:
+            until = check.started_at + self._config.consent_timeout
+            selection.consent_until = max(selection.consent_until, until)
+
+    # -- failure ----------------------------------------------------------------------------
+
+    def _check_failed(self) -> None:
+        """RFC 8445 §8.1.2 with RFC 8838 §8: fail only once neither side will trickle more."""
+        generation = self._current
+        checklist = generation.checklist
+        if (
+            checklist.state is ChecklistState.RUNNING
+            and generation.local_done
+            and generation.remote_done
+            and generation.remote is not None
+            and checklist.exhausted()
+        ):
+            checklist.apply(ChecklistInput.EXHAUSTED)
+            missing = [c for c in sorted(self._components) if checklist.best_valid(c) is None]
+            self._events.append(
+                Failed(
+                    generation=generation.number,
+                    reason=f"no working pair for component(s) {missing}",
+                )
+            )
