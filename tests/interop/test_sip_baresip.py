@@ -57,14 +57,14 @@ def test_call_between_two_registered_phones(sip_port: int, tmp_path: Path, trans
             listen=f"127.0.0.1:{free_port()}",
             control=free_port(),
             transport=transport,
-            interface="lo",
+            interface="127.0.0.1",
         ) as alice,
         phone(
             tmp_path / "bob",
             listen=f"127.0.0.1:{free_port()}",
             control=free_port(),
             transport=transport,
-            interface="lo",
+            interface="127.0.0.1",
         ) as bob,
     ):
         alice.command("uanew", account("alice", "wonderland", proxy, transport))
