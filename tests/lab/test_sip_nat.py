@@ -9,22 +9,25 @@ from pathlib import Path
 
 import pytest
 
-from peerline.lab.lab import Lab
+from peerline.lab.lab import Lab, teardown
 from peerline.lab.programs import start_serve
-from tests.lab.conftest import built, side_by_side
+from tests.lab.conftest import side_by_side
 from tests.support.baresip import Phone, account, phone
 from tests.support.procs import require_program
 
 pytestmark = pytest.mark.lab
 
 SERVER_IP = "203.0.113.1"
+#: This file's own lab prefix, so its lab never meets another test file's.
+PREFIX = "plsip-"
 USERS = {"alice": "wonderland", "bob": "builder"}
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
     require_program("baresip", "baresip")
-    with built(side_by_side("sip", ["symmetric", "port-restricted-cone"])) as lab:
+    teardown(PREFIX)
+    with Lab.up(side_by_side("sip", ["symmetric", "port-restricted-cone"]), prefix=PREFIX) as lab:
         yield lab
 
 
