@@ -32,9 +32,10 @@ class CertificatePair:
         return ":".join(f"{byte:02X}" for byte in hashlib.sha256(der).digest())
 
 
-def create_self_signed(directory: Path, common_name: str = "peerline") -> CertificatePair:
-    """Write a new key and self-signed certificate (valid ten years) into `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
+def build_self_signed(
+    common_name: str = "peerline",
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A new ECDSA P-256 key and its self-signed certificate (valid ten years), in memory."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
@@ -49,6 +50,13 @@ def create_self_signed(directory: Path, common_name: str = "peerline") -> Certif
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False)
         .sign(key, hashes.SHA256())
     )
+    return key, certificate
+
+
+def create_self_signed(directory: Path, common_name: str = "peerline") -> CertificatePair:
+    """Write a new key and self-signed certificate (valid ten years) into `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key, certificate = build_self_signed(common_name)
     pair = CertificatePair(directory / "cert.pem", directory / "key.pem")
     pair.key.write_bytes(
         key.private_bytes(
