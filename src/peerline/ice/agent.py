@@ -244,6 +244,11 @@ class Agent:
         return self._role
 
     @property
+    def config(self) -> IceConfig:
+        """The configuration the agent was built with (its ice-options go in the SDP)."""
+        return self._config
+
+    @property
     def generation(self) -> int:
         """The number of the newest generation (0, then one more per restart)."""
         return self._current.number
@@ -276,6 +281,14 @@ class Agent:
         nominated, or consent lost)."""
         selection = self._selected.get(component)
         return None if selection is None else selection.pair.info()
+
+    def selected_types(self, component: int = 1) -> tuple[CandidateType, CandidateType] | None:
+        """The (local, remote) candidate types of the selected pair, for reports of
+        which path was chosen (host, srflx, prflx or relay on each side)."""
+        selection = self._selected.get(component)
+        if selection is None:
+            return None
+        return selection.pair.local.type, selection.pair.remote.type
 
     def next_event(self) -> Event | None:
         """The oldest event not yet returned, or None."""

@@ -1,0 +1,314 @@
+"""The ICE agent wired to a second agent over a fake network with a fake clock
+(RFC 8445 §6-§8): connectivity, NATs, nomination, role conflicts. No sockets, no
+sleeps; time only moves when `Network.run_until` moves it."""
+
+from __future__ import annotations
+
+import random
+
+from peerline.ice.agent import Agent
+from peerline.ice.candidate import CandidateType
+from peerline.ice.config import IceConfig, Nomination, Role
+from peerline.ice.events import (
+    CandidatePairSucceeded,
+    Completed,
+    NewPeerReflexiveCandidate,
+    RoleChanged,
+    SelectedPairChanged,
+)
+from peerline.ice.states import ChecklistState
+from peerline.stun import AttributeType, ErrorCode, MessageClass, TransportAddress
+from tests.unit.ice_network import Filtering, Host, Mapping, Nat, Network, Packet, signal
+
+A_HOST = TransportAddress("10.0.1.2", 5000)
+A_HOST2 = TransportAddress("10.0.1.3", 5002)
+B_HOST = TransportAddress("10.0.2.2", 6000)
+B_HOST2 = TransportAddress("10.0.2.3", 6002)
+
+
+def make_agent(
+    role: Role, *, tie_breaker: int, config: IceConfig | None = None, name: str = "ice"
+) -> Agent:
+    return Agent(
+        role=role,
+        config=config,
+        tie_breaker=tie_breaker,
+        rng=random.Random(tie_breaker),
+        name=name,
+    )
+
+
+def two_hosts(
+    net: Network,
+    *,
+    a_addresses: list[TransportAddress] | None = None,
+    b_addresses: list[TransportAddress] | None = None,
+    a_nat: Nat | None = None,
+    b_nat: Nat | None = None,
+    a_role: Role = Role.CONTROLLING,
+    b_role: Role = Role.CONTROLLED,
+    a_config: IceConfig | None = None,
+    b_config: IceConfig | None = None,
+    a_tie: int = 2,
+    b_tie: int = 1,
+) -> tuple[Host, Host]:
+    a = net.add(
+        "a",
+        make_agent(a_role, tie_breaker=a_tie, config=a_config, name="a"),
+        a_addresses or [A_HOST],
+        a_nat,
+    )
+    b = net.add(
+        "b",
+        make_agent(b_role, tie_breaker=b_tie, config=b_config, name="b"),
+        b_addresses or [B_HOST],
+        b_nat,
+    )
+    return a, b
+
+
+def connect(net: Network, a: Host, b: Host, *, relay: bool = False) -> None:
+    net.gather(a, relay=relay)
+    net.gather(b, relay=relay)
+    signal(a, b)
+    signal(b, a)
+
+
+def completed(*hosts: Host) -> bool:
+    return all(h.of_type(Completed) for h in hosts)
+
+
+def same_selection(a: Host, b: Host) -> tuple[TransportAddress, TransportAddress]:
+    """Both agents selected one path (each one's base is the other's destination,
+    after NAT): return a's (base, destination)."""
+    pa, pb = a.agent.selected_pair(), b.agent.selected_pair()
+    assert pa is not None
+    assert pb is not None
+    assert pa.local.address == pb.remote.address
+    assert pb.local.address == pa.remote.address
+    return pa.base, pa.destination
+
+
+def stun_from(net: Network, sender: str) -> list[tuple[Packet, object]]:
+    return [(p, m) for p in net.sent if p.sender == sender and (m := p.stun) is not None]
+
+
+# -- host candidates ---------------------------------------------------------------------
+
+
+def test_host_to_host_completes_on_both_sides() -> None:
+    net = Network()
+    a, b = two_hosts(net)
+    connect(net, a, b)
+    assert net.run_until(lambda: completed(a, b), 5.0)
+    assert a.agent.checklist_state is ChecklistState.COMPLETED
+    assert b.agent.checklist_state is ChecklistState.COMPLETED
+    assert same_selection(a, b) == (A_HOST, B_HOST)
+    assert len(a.of_type(SelectedPairChanged)) == len(b.of_type(SelectedPairChanged)) == 1
+    assert a.agent.selected_types() == (CandidateType.HOST, CandidateType.HOST)
+    assert not a.of_type(NewPeerReflexiveCandidate)
+
+
+def test_controlled_agent_completes_only_after_the_nomination() -> None:
+    """The controlled side selects a pair only when the controlling side nominates it."""
+    net = Network()
+    a, b = two_hosts(net)
+    connect(net, a, b)
+    assert net.run_until(lambda: bool(b.of_type(CandidatePairSucceeded)), 5.0)
+    assert b.agent.selected_pair() is None
+    assert net.run_until(lambda: completed(b), 5.0)
+    nominations = [
+        p
+        for p, m in stun_from(net, "a")
+        if m.message_class is MessageClass.REQUEST and AttributeType.USE_CANDIDATE in m
+    ]
+    assert nominations
+    assert b.time_of(Completed) >= nominations[0].time
+
+
+# -- NATs: server-reflexive and peer-reflexive candidates ---------------------------------
+
+
+def test_cone_nats_connect_on_server_reflexive_candidates() -> None:
+    net = Network()
+    a, b = two_hosts(net, a_nat=Nat("203.0.113.1"), b_nat=Nat("203.0.113.2", first_port=41000))
+    connect(net, a, b)
+    assert net.run_until(lambda: completed(a, b), 10.0)
+    base, destination = same_selection(a, b)
+    assert base == A_HOST
+    assert destination.ip == "203.0.113.2"
+    assert a.agent.selected_types() == (CandidateType.SERVER_REFLEXIVE,) * 2
+    assert b.agent.selected_types() == (CandidateType.SERVER_REFLEXIVE,) * 2
+    assert not a.of_type(NewPeerReflexiveCandidate)
+    assert not b.of_type(NewPeerReflexiveCandidate)
+
+
+def test_symmetric_nat_reveals_peer_reflexive_candidates_on_both_sides() -> None:
+    """b's symmetric NAT gives a new port toward a: a learns b's address from b's
+    check (remote prflx), b learns its own from a's answer (local prflx)."""
+    net = Network()
+    a, b = two_hosts(
+        net,
+        a_nat=Nat("203.0.113.1", filtering=Filtering.ENDPOINT_INDEPENDENT),
+        b_nat=Nat("203.0.113.2", mapping=Mapping.ADDRESS_AND_PORT_DEPENDENT, first_port=41000),
+    )
+    connect(net, a, b)
+    assert net.run_until(lambda: completed(a, b), 10.0)
+    same_selection(a, b)
+    learned_by_a = a.of_type(NewPeerReflexiveCandidate)
+    learned_by_b = b.of_type(NewPeerReflexiveCandidate)
+    assert [e.local for e in learned_by_a] == [False]
+    assert [e.local for e in learned_by_b] == [True]
+    b_srflx = next(c for c in b.agent.local_candidates if c.type is CandidateType.SERVER_REFLEXIVE)
+    assert learned_by_a[0].candidate.address.ip == "203.0.113.2"
+    assert learned_by_a[0].candidate.address != b_srflx.address
+    assert learned_by_b[0].candidate.address == learned_by_a[0].candidate.address
+    assert learned_by_b[0].candidate.related_address == B_HOST
+    assert a.agent.selected_types() == (
+        CandidateType.SERVER_REFLEXIVE,
+        CandidateType.PEER_REFLEXIVE,
+    )
+    assert b.agent.selected_types() == (
+        CandidateType.PEER_REFLEXIVE,
+        CandidateType.SERVER_REFLEXIVE,
+    )
+    assert b_srflx not in [e.candidate for e in learned_by_b]  # prflx is never signalled
+    assert all(c.type is not CandidateType.PEER_REFLEXIVE for c in b.agent.local_candidates)
+
+
+def test_symmetric_nats_on_both_sides_fall_back_to_the_relay() -> None:
+    net = Network()
+    symmetric = {"mapping": Mapping.ADDRESS_AND_PORT_DEPENDENT}
+    a, b = two_hosts(
+        net,
+        a_nat=Nat("203.0.113.1", **symmetric),
+        b_nat=Nat("203.0.113.2", first_port=41000, **symmetric),
+    )
+    connect(net, a, b, relay=True)
+    assert net.run_until(lambda: completed(a, b), 30.0)
+    same_selection(a, b)
+    types = a.agent.selected_types()
+    assert types is not None
+    assert CandidateType.RELAYED in types
+
+
+# -- nomination (§8.1.1) --------------------------------------------------------------------
+
+
+def block_until(
+    net: Network, until: float, first: TransportAddress, second: TransportAddress
+) -> list[Packet]:
+    """A tap that drops what goes between two addresses (either way) before `until`;
+    returns what it dropped."""
+    dropped: list[Packet] = []
+
+    def tap(packet: Packet) -> bool:
+        if net.now < until and {packet.source, packet.destination} == {first, second}:
+            dropped.append(packet)
+            return False
+        return True
+
+    net.taps.append(tap)
+    return dropped
+
+
+def test_regular_nomination_waits_for_the_best_pair_and_both_sides_agree() -> None:
+    """The best pair (a's first address to b's first) loses its first check; a
+    lower pair succeeds first, but the controlling agent nominates the best."""
+    net = Network()
+    a, b = two_hosts(net, a_addresses=[A_HOST, A_HOST2], b_addresses=[B_HOST, B_HOST2])
+    dropped = block_until(net, 0.2, A_HOST, B_HOST)
+    connect(net, a, b)
+    assert net.run_until(lambda: completed(a, b), 10.0)
+    assert dropped
+    succeeded = a.of_type(CandidatePairSucceeded)
+    assert (succeeded[0].pair.base, succeeded[0].pair.destination) != (A_HOST, B_HOST)
+    assert same_selection(a, b) == (A_HOST, B_HOST)
+    assert len(a.of_type(SelectedPairChanged)) == len(b.of_type(SelectedPairChanged)) == 1
+    selected = a.agent.selected_pair()
+    assert selected is not None
+    assert selected.nominated
+    assert selected.priority == max(e.pair.priority for e in succeeded)
+
+
+def test_aggressive_peer_is_accepted_and_a_better_later_nomination_wins() -> None:
+    """a nominates every check (RFC 5245 aggressive); b selects the first pair that
+    works, then switches when the better pair's retransmitted check succeeds."""
+    net = Network()
+    a, b = two_hosts(
+        net,
+        a_addresses=[A_HOST, A_HOST2],
+        b_addresses=[B_HOST],
+        a_config=IceConfig(nomination=Nomination.AGGRESSIVE),
+    )
+    block_until(net, 0.2, A_HOST, B_HOST)
+    connect(net, a, b)
+    assert net.run_until(lambda: len(b.of_type(SelectedPairChanged)) >= 2 and completed(a, b), 10.0)
+    first, last = b.of_type(SelectedPairChanged)[0], b.of_type(SelectedPairChanged)[-1]
+    assert first.pair.remote.address == A_HOST2
+    assert last.pair.remote.address == A_HOST
+    assert last.pair.priority > first.pair.priority
+    assert same_selection(a, b) == (A_HOST, B_HOST)
+
+
+# -- role conflicts (§7.2.5.1, §7.3.1.1) ----------------------------------------------------
+
+
+def role_conflict_answers(net: Network) -> list[Packet]:
+    return [
+        p
+        for p in net.sent
+        if (m := p.stun) is not None
+        and m.message_class is MessageClass.ERROR
+        and m.error_code is not None
+        and m.error_code.code == ErrorCode.ROLE_CONFLICT
+    ]
+
+
+def test_both_controlling_the_larger_tie_breaker_keeps_control() -> None:
+    net = Network()
+    a, b = two_hosts(net, b_role=Role.CONTROLLING, a_tie=5, b_tie=9)
+    connect(net, a, b)
+    assert net.run_until(lambda: completed(a, b), 10.0)
+    assert (a.agent.role, b.agent.role) == (Role.CONTROLLED, Role.CONTROLLING)
+    assert a.of_type(RoleChanged) == [RoleChanged(role=Role.CONTROLLED)]
+    assert not b.of_type(RoleChanged)
+    # a checks first, with the smaller tie-breaker: b answers 487 and a switches
+    assert [p.sender for p in role_conflict_answers(net)][:1] == ["b"]
+    same_selection(a, b)
+
+
+def test_both_controlling_the_receiver_switches_silently() -> None:
+    """a checks first and wins: b switches on receipt, answering success (no 487)."""
+    net = Network()
+    a, b = two_hosts(net, b_role=Role.CONTROLLING, a_tie=9, b_tie=5)
+    connect(net, a, b)
+    assert net.run_until(lambda: completed(a, b), 10.0)
+    assert (a.agent.role, b.agent.role) == (Role.CONTROLLING, Role.CONTROLLED)
+    assert b.of_type(RoleChanged) == [RoleChanged(role=Role.CONTROLLED)]
+    assert not a.of_type(RoleChanged)
+    assert all(p.sender == "a" for p in role_conflict_answers(net))
+    same_selection(a, b)
+
+
+def test_both_controlled_the_larger_tie_breaker_takes_control() -> None:
+    net = Network()
+    a, b = two_hosts(net, a_role=Role.CONTROLLED, a_tie=9, b_tie=5)
+    connect(net, a, b)
+    assert net.run_until(lambda: completed(a, b), 10.0)
+    assert (a.agent.role, b.agent.role) == (Role.CONTROLLING, Role.CONTROLLED)
+    assert a.of_type(RoleChanged) == [RoleChanged(role=Role.CONTROLLING)]
+    assert not b.of_type(RoleChanged)
+    assert [p.sender for p in role_conflict_answers(net)][:1] == ["b"]
+    same_selection(a, b)
+
+
+def test_both_controlled_the_receiver_takes_control_silently() -> None:
+    net = Network()
+    a, b = two_hosts(net, a_role=Role.CONTROLLED, a_tie=5, b_tie=9)
+    connect(net, a, b)
+    assert net.run_until(lambda: completed(a, b), 10.0)
+    assert (a.agent.role, b.agent.role) == (Role.CONTROLLED, Role.CONTROLLING)
+    assert b.of_type(RoleChanged) == [RoleChanged(role=Role.CONTROLLING)]
+    assert not a.of_type(RoleChanged)
+    same_selection(a, b)
