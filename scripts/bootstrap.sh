@@ -7,7 +7,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 purpose=${1:-demo}
 
 # What the demo needs: a Python to build the venv from, and the kernel's tools for the lab.
-deb_demo=(python3 python3-venv python3-dev gcc iproute2 nftables procps kmod ca-certificates)
+deb_demo=(python3 python3-venv python3-dev gcc iproute2 nftables iptables procps kmod ca-certificates)
 # What the tests add: the real peers they talk to.
 deb_test=(coturn sip-tester baresip kamailio chromium)
 
