@@ -268,6 +268,12 @@ class Agent:
         ]
 
     @property
+    def remote_candidates(self) -> list[Candidate]:
+        """The peer's candidates in the newest generation: signalled ones and the
+        peer-reflexive ones learned from its checks."""
+        return list(self._current.remote_candidates)
+
+    @property
     def negotiated_options(self) -> frozenset[str]:
         """ice-options both sides advertised in the newest generation (RFC 8839 §5.6)."""
         return frozenset(self._config.ice_options) & self._current.remote_options
