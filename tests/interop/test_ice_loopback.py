@@ -1,0 +1,316 @@
+"""Two IceTransports in one event loop on loopback: host candidates, STUN, relays
+through `peerline serve` and coturn's turnserver, dead servers, consent, restarts.
+
+Every datagram stays on 127.0.0.1: host sockets are bound on `lo` only.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from peerline.ice.aio import IceTransport
+from peerline.ice.candidate import Candidate, CandidateType
+from peerline.ice.config import IceConfig, Role
+from peerline.ice.description import BadDescription
+from peerline.ice.gather import (
+    CandidatePolicy,
+    IceTransportConfig,
+    StunServer,
+    TurnServer,
+)
+from peerline.session.path import PathInfo
+from peerline.stun import Transport
+from tests.interop.test_turn_client import answers_stun
+from tests.interop.turn_support import PASSWORD, REALM, USER, turn_server
+from tests.support.procs import free_port, require_program, running
+
+pytestmark = pytest.mark.interop
+
+WAIT = 20.0
+"""A bound on every wait (never a timed assertion: only so a broken run ends)."""
+
+LOOPBACK = IceTransportConfig(interfaces=("lo",), include_loopback=True, ipv6=False)
+
+
+@dataclass
+class Listener:
+    """A PathListener that records what it is told."""
+
+    received: "asyncio.Queue[bytes]" = field(default_factory=asyncio.Queue)
+    changes: list[PathInfo] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    lost_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def datagram_received(self, data: bytes) -> None:
+        self.received.put_nowait(data)
+
+    def path_changed(self, info: PathInfo) -> None:
+        self.changes.append(info)
+
+    def path_lost(self, reason: str) -> None:
+        self.lost.append(reason)
+        self.lost_event.set()
+
+
+@dataclass
+class Peer:
+    ice: IceTransport
+    listener: Listener
+
+
+@contextlib.asynccontextmanager
+async def two_peers(
+    config_a: IceTransportConfig, config_b: IceTransportConfig | None = None
+) -> AsyncIterator[tuple[Peer, Peer]]:
+    """An offerer (controlling) and an answerer, started, always closed."""
+    peers = []
+    for config, role in ((config_a, Role.CONTROLLING), (config_b or config_a, Role.CONTROLLED)):
+        listener = Listener()
+        peers.append(Peer(IceTransport(config, role=role, listener=listener), listener))
+    try:
+        for peer in peers:
+            await peer.ice.start()
+        yield peers[0], peers[1]
+    finally:
+        for peer in peers:
+            await peer.ice.close()
+
+
+async def exchange(a: Peer, b: Peer) -> None:
+    """Offer/answer with every candidate: wait for gathering, then swap descriptions."""
+    await a.ice.gathered(WAIT)
+    await b.ice.gathered(WAIT)
+    b.ice.set_remote_description(a.ice.local_description())
+    a.ice.set_remote_description(b.ice.local_description())
+
+
+async def connect(a: Peer, b: Peer) -> tuple[PathInfo, PathInfo]:
+    await exchange(a, b)
+    return await a.ice.connected(WAIT), await b.ice.connected(WAIT)
+
+
+async def ping_pong(a: Peer, b: Peer, count: int = 20) -> None:
+    """Datagrams both ways; every one must arrive (loopback does not lose them)."""
+    for i in range(count):
+        a.ice.send(b"a->b %d" % i)
+        b.ice.send(b"b->a %d" % i)
+    async with asyncio.timeout(WAIT):
+        got_b = {await b.listener.received.get() for _ in range(count)}
+        got_a = {await a.listener.received.get() for _ in range(count)}
+    assert got_b == {b"a->b %d" % i for i in range(count)}
+    assert got_a == {b"b->a %d" % i for i in range(count)}
+
+
+async def test_host_candidates_connect_and_carry_datagrams_both_ways() -> None:
+    async with two_peers(LOOPBACK) as (a, b):
+        info_a, info_b = await connect(a, b)
+        assert (info_a.local_type, info_a.remote_type) == ("host", "host")
+        assert info_a.local_address == info_b.remote_address
+        assert info_b.local_address == info_a.remote_address
+        assert not info_a.relayed
+        assert a.ice.describe() == info_a
+        await ping_pong(a, b)
+        assert a.listener.changes[0] == info_a
+        assert b.listener.changes[0] == info_b
+
+
+async def test_trickled_candidates_connect() -> None:
+    """Credentials first, then each candidate as it is found, then end-of-candidates."""
+    async with contextlib.AsyncExitStack() as stack:
+        listeners = (Listener(), Listener())
+        peers: list[IceTransport] = []
+
+        def forward(index: int) -> "object":
+            def on_candidate(candidate: Candidate | None) -> None:
+                other = peers[1 - index]
+                if candidate is None:
+                    other.end_of_remote_candidates()
+                else:
+                    other.add_remote_candidate(candidate)
+
+            return on_candidate
+
+        for index, role in enumerate((Role.CONTROLLING, Role.CONTROLLED)):
+            ice = IceTransport(
+                LOOPBACK,
+                role=role,
+                listener=listeners[index],
+                on_candidate=forward(index),  # type: ignore[arg-type]
+            )
+            peers.append(ice)
+            stack.push_async_callback(ice.close)
+        a, b = peers
+        credentials_only = "\n".join(
+            line for line in a.local_description().splitlines() if "candidate" not in line
+        )
+        b.set_remote_description(credentials_only)
+        a.set_remote_description(
+            "\n".join(line for line in b.local_description().splitlines() if "cand" not in line)
+        )
+        await a.start()
+        await b.start()
+        info = await a.connected(WAIT)
+        assert info.local_type == "host"
+        await b.connected(WAIT)
+        await ping_pong(Peer(a, listeners[0]), Peer(b, listeners[1]))
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
+    """`peerline serve` on 127.0.0.1: STUN, and TURN relaying to loopback peers."""
+    with turn_server(tmp_path_factory.mktemp("serve")) as server:
+        yield server.port, server.tls_port
+
+
+@pytest.fixture(scope="module")
+def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    turnserver = require_program("turnserver", "coturn")
+    tmp: Path = tmp_path_factory.mktemp("coturn")
+    port = free_port()
+    argv = [
+        turnserver,
+        "-n",
+        "--no-cli",
+        "--no-tls",
+        "--no-dtls",
+        "--listening-ip=127.0.0.1",
+        f"--listening-port={port}",
+        "--relay-ip=127.0.0.1",
+        "--lt-cred-mech",
+        f"--user={USER}:{PASSWORD}",
+        f"--realm={REALM}",
+        "--allow-loopback-peers",
+        f"--pidfile={tmp / 'turnserver.pid'}",
+        "--log-file=stdout",
+        "--simple-log",
+    ]
+    with running(argv, ready=lambda: answers_stun(port), log=tmp / "coturn.log"):
+        yield port
+
+
+def relay_only(port: int, transport: Transport = Transport.UDP) -> IceTransportConfig:
+    server = TurnServer(
+        host="127.0.0.1",
+        port=port,
+        username=USER,
+        password=PASSWORD,
+        transport=transport,
+        verify_tls=False,  # the server's self-signed certificate
+    )
+    return IceTransportConfig(
+        addresses=("127.0.0.1",), turn_servers=(server,), policy=CandidatePolicy.RELAY
+    )
+
+
+async def connect_relayed(config: IceTransportConfig) -> None:
+    async with two_peers(config) as (a, b):
+        for peer in (a, b):
+            await peer.ice.gathered(WAIT)
+            types = {c.type for c in peer.ice.local_candidates}
+            assert types == {CandidateType.RELAYED}, peer.ice.server_failures
+        info_a, info_b = await connect(a, b)
+        for info in (info_a, info_b):
+            assert (info.local_type, info.remote_type) == ("relay", "relay")
+            assert info.relayed
+        assert info_a.local_address == info_b.remote_address
+        await ping_pong(a, b)
+
+
+@pytest.mark.parametrize("transport", [Transport.UDP, Transport.TCP, Transport.TLS])
+async def test_relay_only_through_peerline_serve(
+    serve: tuple[int, int], transport: Transport
+) -> None:
+    port = serve[1] if transport is Transport.TLS else serve[0]
+    await connect_relayed(relay_only(port, transport))
+
+
+@pytest.mark.parametrize("transport", [Transport.UDP, Transport.TCP])
+async def test_relay_only_through_coturn(coturn: int, transport: Transport) -> None:
+    await connect_relayed(relay_only(coturn, transport))
+
+
+async def test_stun_server_answers_and_no_redundant_srflx_is_signalled(
+    serve: tuple[int, int],
+) -> None:
+    """On loopback the server sees each socket's own address: RFC 8445 §5.1.3 drops
+    that srflx as redundant. The answer must come (no failure), and a relay from
+    the same server still adds a relay candidate."""
+    config = IceTransportConfig(
+        addresses=("127.0.0.1",),
+        stun_servers=(StunServer(host="127.0.0.1", port=serve[0]),),
+        turn_servers=relay_only(serve[0]).turn_servers,
+    )
+    async with two_peers(config) as (a, b):
+        await a.ice.gathered(WAIT)
+        assert a.ice.server_failures == []
+        types = sorted(c.type.value for c in a.ice.local_candidates)
+        assert types == ["host", "relay"]
+        info, _ = await connect(a, b)
+        assert info.local_type == "host"  # the direct path wins over the relay
+        await ping_pong(a, b)
+
+
+async def test_dead_stun_and_turn_servers_cost_only_their_timeout() -> None:
+    dead = free_port()
+    config = IceTransportConfig(
+        addresses=("127.0.0.1",),
+        stun_servers=(StunServer(host="127.0.0.1", port=dead),),
+        turn_servers=(
+            TurnServer(host="127.0.0.1", port=dead, username=USER, password=PASSWORD),
+            TurnServer(
+                host="127.0.0.1",
+                port=dead,
+                username=USER,
+                password=PASSWORD,
+                transport=Transport.TCP,
+            ),
+        ),
+        stun_timeout=0.5,
+        turn_timeout=0.5,
+    )
+    async with two_peers(config) as (a, b):
+        info, _ = await connect(a, b)
+        assert info.local_type == "host"
+        failures = a.ice.server_failures
+        assert len(failures) == 3, failures
+        assert any(f.startswith("stun:") for f in failures)
+        assert any("transport=tcp" in f for f in failures)
+        await ping_pong(a, b)
+
+
+async def test_consent_loss_is_reported_when_the_peer_vanishes() -> None:
+    fast = IceConfig(consent_interval=0.2, consent_timeout=1.0)
+    config = IceTransportConfig(interfaces=("lo",), include_loopback=True, ipv6=False, ice=fast)
+    async with two_peers(config) as (a, b):
+        await connect(a, b)
+        await ping_pong(a, b, count=3)
+        await b.ice.close()  # abruptly, as far as ICE can tell: no goodbye exists
+        async with asyncio.timeout(WAIT):
+            await a.listener.lost_event.wait()
+        assert "consent lost" in a.listener.lost[0]
+        assert a.ice.describe() is None
+        a.ice.send(b"into the void")  # dropped quietly, as UDP would
+
+
+async def test_ice_restart_keeps_carrying_data() -> None:
+    async with two_peers(LOOPBACK) as (a, b):
+        await connect(a, b)
+        old_ufrag = a.ice.local_description().splitlines()[0]
+        offer = a.ice.restart()
+        assert offer.splitlines()[0] != old_ufrag
+        b.ice.set_remote_description(offer)  # b restarts too: new credentials back
+        a.ice.set_remote_description(b.ice.local_description())
+        async with asyncio.timeout(WAIT):
+            while len(a.listener.changes) < 2 or len(b.listener.changes) < 2:
+                await asyncio.sleep(0.05)
+        await ping_pong(a, b)
+
+
+async def test_bad_remote_description_is_one_clear_error() -> None:
+    async with two_peers(LOOPBACK) as (a, _):
+        with pytest.raises(BadDescription, match="line 2"):
+            a.ice.set_remote_description("a=ice-ufrag:abcd\na=candidate:garbage\n")
