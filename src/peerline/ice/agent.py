@@ -288,6 +288,10 @@ class Agent:
         selection = self._selected.get(component)
         return None if selection is None else selection.pair.info()
 
+    def pairs(self) -> list[PairInfo]:
+        """The newest generation's checklist, best first (for diagnostics)."""
+        return [pair.info() for pair in self._current.checklist.pairs]
+
     def selected_types(self, component: int = 1) -> tuple[CandidateType, CandidateType] | None:
         """The (local, remote) candidate types of the selected pair, for reports of
         which path was chosen (host, srflx, prflx or relay on each side)."""

@@ -50,6 +50,20 @@ class PairInfo:
     component: int
     priority: int
     nominated: bool
+    state: PairState
+
+    @property
+    def local_type(self) -> CandidateType:
+        return self.local.type
+
+    @property
+    def remote_type(self) -> CandidateType:
+        return self.remote.type
+
+    @property
+    def relayed(self) -> bool:
+        """True when either side's candidate is a TURN relay."""
+        return CandidateType.RELAYED in (self.local.type, self.remote.type)
 
     @property
     def destination(self) -> TransportAddress:
@@ -157,6 +171,7 @@ class CandidatePair:
             component=self.component,
             priority=self.priority,
             nominated=self.nominated,
+            state=self.state,
         )
 
     def __repr__(self) -> str:
