@@ -1,0 +1,122 @@
+"""ICE across real kernel NATs: two `tests.support.ice_peer` processes, each in its
+own lab namespace behind its own NAT, with `peerline serve` (STUN and TURN) on
+`server`. Port-restricted cones meet directly (a hole punched by the checks);
+two symmetric NATs can only meet through the relay.
+
+Lab prefix `plice-`, so this lab never meets another test's.
+"""
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peerline.lab.lab import Lab, teardown
+from peerline.lab.programs import start_serve
+from tests.lab.conftest import side_by_side
+
+pytestmark = pytest.mark.lab
+
+PREFIX = "plice-"
+SERVER_IP = "203.0.113.1"
+USER, PASSWORD = "alice", "wonderland"
+ROOT = Path(__file__).resolve().parents[2]
+PROFILES = ["port-restricted-cone", "port-restricted-cone", "symmetric", "symmetric"]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """Four NATs side by side and a supernode on `server`, all torn down after."""
+    teardown(PREFIX)
+    with Lab.up(side_by_side("ice", PROFILES), prefix=PREFIX) as lab:
+        server = start_serve(
+            lab,
+            "server",
+            [
+                "--listen",
+                SERVER_IP,
+                "--tls-port",
+                "0",
+                "--sip-port",
+                "0",
+                "--sip-tls-port",
+                "0",
+                "--rate",
+                "0",
+                "--user",
+                f"{USER}:{PASSWORD}",
+                "--allow-peer",
+                "203.0.113.0/24",  # the lab's Internet is TEST-NET-3
+                "--state-dir",
+                str(tmp_path_factory.mktemp("serve")),
+            ],
+        )
+        try:
+            assert server.running, server.startup
+            yield lab
+        finally:
+            server.stop()
+
+
+def connect(lab: Lab, tmp: Path, host_a: str, host_b: str) -> list[dict[str, Any]]:
+    """Run a controlling peer on `host_a` and a controlled one on `host_b`; their JSON."""
+    servers = ["--stun", f"{SERVER_IP}:3478", "--turn", f"turn:{SERVER_IP}:3478"]
+    servers += ["--user", USER, "--password", PASSWORD]
+    files = [tmp / "a.txt", tmp / "b.txt"]
+    processes = []
+    try:
+        for index, (host, role) in enumerate(((host_a, "controlling"), (host_b, "controlled"))):
+            argv = [sys.executable, "-m", "tests.support.ice_peer", "--role", role]
+            argv += ["--out", str(files[index]), "--in", str(files[1 - index]), *servers]
+            processes.append(
+                lab.popen(
+                    host,
+                    argv,
+                    cwd=ROOT,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        results = []
+        for process in processes:
+            out, err = process.communicate(timeout=90)
+            assert out.strip(), err[-2000:]
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        return results
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+
+def assert_exchanged(results: list[dict[str, Any]]) -> None:
+    for result in results:
+        assert result["connected"], result
+        assert result["received"] == 10, result
+        assert result["peer_done"], result
+    a, b = results
+    assert a["local_address"] == b["remote_address"] or a["relayed"] or b["relayed"], results
+
+
+def test_port_restricted_cones_connect_directly(lab: Lab, tmp_path: Path) -> None:
+    results = connect(lab, tmp_path, "peer-1", "peer-2")
+    assert_exchanged(results)
+    for result in results:
+        assert not result["relayed"], results
+        assert result["local_type"] in ("srflx", "prflx"), results
+        assert result["remote_type"] in ("srflx", "prflx"), results
+        assert result["remote_address"].startswith("203.0.113."), results
+
+
+def test_symmetric_nats_connect_through_the_relay(lab: Lab, tmp_path: Path) -> None:
+    results = connect(lab, tmp_path, "peer-3", "peer-4")
+    assert_exchanged(results)
+    for result in results:
+        assert result["relayed"], results
+    assert "relay" in (results[0]["local_type"], results[0]["remote_type"]), results

@@ -1,0 +1,134 @@
+"""One ICE peer for lab tests: run inside a lab namespace, signal through files.
+
+    python -m tests.support.ice_peer --role controlling --out a.txt --in b.txt \
+        --stun 203.0.113.1:3478 --turn turn:203.0.113.1:3478 --user U --password P
+
+It gathers, writes its local description to `--out` (atomically), waits for the
+other side's at `--in`, connects, sends `--count` numbered datagrams (again and
+again until the peer has them all), and prints one JSON object: the selected
+path, how many of the peer's datagrams arrived, and whether the peer said it
+had all of ours. Every wait is bounded; a failure prints `connected: false`
+with the reason and exits 1.
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from peerline.ice.aio import IceTransport
+from peerline.ice.config import Role
+from peerline.ice.gather import IceTransportConfig, parse_stun_uri, parse_turn_uri
+from peerline.session.path import PathInfo
+
+DONE = b"done"
+
+
+class Counter:
+    """A PathListener that keeps the peer's numbered datagrams and its `done`."""
+
+    def __init__(self) -> None:
+        self.got: set[bytes] = set()
+        self.peer_done = asyncio.Event()
+        self.changed = asyncio.Event()
+        self.lost: list[str] = []
+
+    def datagram_received(self, data: bytes) -> None:
+        if data == DONE:
+            self.peer_done.set()
+        else:
+            self.got.add(data)
+            self.changed.set()
+
+    def path_changed(self, info: PathInfo) -> None:
+        pass
+
+    def path_lost(self, reason: str) -> None:
+        self.lost.append(reason)
+
+
+async def read_when_there(path: Path, timeout: float) -> str:
+    async with asyncio.timeout(timeout):
+        while not path.exists():
+            await asyncio.sleep(0.05)
+    return path.read_text()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    config = IceTransportConfig(
+        stun_servers=tuple(parse_stun_uri(s) for s in args.stun),
+        turn_servers=tuple(parse_turn_uri(t, args.user, args.password) for t in args.turn),
+        include_loopback=False,
+    )
+    role = Role.CONTROLLING if args.role == "controlling" else Role.CONTROLLED
+    counter = Counter()
+    loop = asyncio.get_running_loop()
+    async with IceTransport(config, role=role, listener=counter, name=args.role) as ice:
+        started = loop.time()
+        await ice.gathered(args.timeout)
+        temporary = args.out.with_suffix(".tmp")
+        temporary.write_text(ice.local_description())
+        os.replace(temporary, args.out)
+        ice.set_remote_description(await read_when_there(args.inp, args.timeout))
+        info = await ice.connected(args.timeout)
+        connected_after = loop.time() - started
+        wanted = {b"%s %d" % (args.role.encode(), i) for i in range(args.count)}
+        peer_role = b"controlled" if role is Role.CONTROLLING else b"controlling"
+        expected = {b"%s %d" % (peer_role, i) for i in range(args.count)}
+        try:
+            async with asyncio.timeout(args.timeout):
+                while not (counter.got >= expected and counter.peer_done.is_set()):
+                    for data in sorted(wanted):
+                        ice.send(data)
+                    if counter.got >= expected:
+                        ice.send(DONE)
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            pass
+        for _ in range(5):  # the peer may still miss our last `done`
+            ice.send(DONE)
+            await asyncio.sleep(0.05)
+        return {
+            "connected": True,
+            "local_type": info.local_type,
+            "remote_type": info.remote_type,
+            "local_address": info.local_address,
+            "remote_address": info.remote_address,
+            "relayed": info.relayed,
+            "setup_s": round(connected_after, 3),
+            "received": len(counter.got & expected),
+            "peer_done": counter.peer_done.is_set(),
+            "server_failures": ice.server_failures,
+            "lost": counter.lost,
+        }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--role", choices=("controlling", "controlled"), required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--in", dest="inp", type=Path, required=True)
+    parser.add_argument("--stun", action="append", default=[])
+    parser.add_argument("--turn", action="append", default=[])
+    parser.add_argument("--user")
+    parser.add_argument("--password")
+    parser.add_argument("--count", type=int, default=10)
+    parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr)
+    try:
+        result = asyncio.run(run(args))
+    except Exception as error:  # report any failure as data for the test to show
+        print(json.dumps({"connected": False, "error": f"{type(error).__name__}: {error}"}))
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
