@@ -26,6 +26,7 @@ from peerline.session.path import PathInfo
 from peerline.stun import Transport
 from tests.interop.test_turn_client import answers_stun
 from tests.interop.turn_support import PASSWORD, REALM, USER, turn_server
+from tests.interop.turn_support import TurnServer as TurnServerProcess
 from tests.support.procs import free_port, require_program, running
 
 pytestmark = pytest.mark.interop
@@ -160,10 +161,10 @@ async def test_trickled_candidates_connect() -> None:
 
 
 @pytest.fixture(scope="module")
-def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TurnServerProcess]:
     """`peerline serve` on 127.0.0.1: STUN, and TURN relaying to loopback peers."""
     with turn_server(tmp_path_factory.mktemp("serve")) as server:
-        yield server.port, server.tls_port
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +207,11 @@ def relay_only(port: int, transport: Transport = Transport.UDP) -> IceTransportC
     )
 
 
-async def connect_relayed(config: IceTransportConfig) -> None:
+async def connect_relayed(
+    config: IceTransportConfig, server: TurnServerProcess | None = None
+) -> None:
+    """Relay-only on both sides; with `server`, its figures show the two allocations,
+    a channel for each side's selected pair, and that close() gave them back."""
     async with two_peers(config) as (a, b):
         for peer in (a, b):
             await peer.ice.gathered(WAIT)
@@ -218,14 +223,20 @@ async def connect_relayed(config: IceTransportConfig) -> None:
             assert info.relayed
         assert info_a.local_address == info_b.remote_address
         await ping_pong(a, b)
+        if server is not None:
+            figures = server.metrics()
+            assert figures["peerline_turn_allocations"] == 2
+            assert figures["peerline_turn_channels"] == 2
+    if server is not None:
+        assert server.metrics()["peerline_turn_allocations"] == 0
 
 
 @pytest.mark.parametrize("transport", [Transport.UDP, Transport.TCP, Transport.TLS])
 async def test_relay_only_through_peerline_serve(
-    serve: tuple[int, int], transport: Transport
+    serve: TurnServerProcess, transport: Transport
 ) -> None:
-    port = serve[1] if transport is Transport.TLS else serve[0]
-    await connect_relayed(relay_only(port, transport))
+    port = serve.tls_port if transport is Transport.TLS else serve.port
+    await connect_relayed(relay_only(port, transport), serve)
 
 
 @pytest.mark.parametrize("transport", [Transport.UDP, Transport.TCP])
@@ -234,15 +245,15 @@ async def test_relay_only_through_coturn(coturn: int, transport: Transport) -> N
 
 
 async def test_stun_server_answers_and_no_redundant_srflx_is_signalled(
-    serve: tuple[int, int],
+    serve: TurnServerProcess,
 ) -> None:
     """On loopback the server sees each socket's own address: RFC 8445 §5.1.3 drops
     that srflx as redundant. The answer must come (no failure), and a relay from
     the same server still adds a relay candidate."""
     config = IceTransportConfig(
         addresses=("127.0.0.1",),
-        stun_servers=(StunServer(host="127.0.0.1", port=serve[0]),),
-        turn_servers=relay_only(serve[0]).turn_servers,
+        stun_servers=(StunServer(host="127.0.0.1", port=serve.port),),
+        turn_servers=relay_only(serve.port).turn_servers,
     )
     async with two_peers(config) as (a, b):
         await a.ice.gathered(WAIT)
