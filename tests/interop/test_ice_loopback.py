@@ -12,16 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from peerline.ice.aio import IceTransport
+from peerline.ice.aio import IceFailed, IceTransport
 from peerline.ice.candidate import Candidate, CandidateType
 from peerline.ice.config import IceConfig, Role
-from peerline.ice.description import BadDescription
+from peerline.ice.description import BadDescription, IceDescription
 from peerline.ice.gather import (
     CandidatePolicy,
     IceTransportConfig,
     StunServer,
     TurnServer,
 )
+from peerline.ice.sdp import Credentials
 from peerline.session.path import PathInfo
 from peerline.stun import Transport
 from tests.interop.test_turn_client import answers_stun
@@ -117,6 +118,40 @@ async def test_host_candidates_connect_and_carry_datagrams_both_ways() -> None:
         await ping_pong(a, b)
         assert a.listener.changes[0] == info_a
         assert b.listener.changes[0] == info_b
+
+
+async def test_ipv4_and_ipv6_host_candidates_in_a_port_range() -> None:
+    config = IceTransportConfig(
+        interfaces=("lo",), include_loopback=True, ipv6=True, port_range=(41000, 41099)
+    )
+    async with two_peers(config) as (a, b):
+        await a.ice.gathered(WAIT)
+        hosts = a.ice.local_candidates
+        if not any(":" in c.address.ip for c in hosts):
+            pytest.skip("this machine has no ::1")
+        assert {":" in c.address.ip for c in hosts} == {True, False}
+        assert all(41000 <= c.address.port <= 41099 for c in hosts)
+        info, _ = await connect(a, b)
+        assert info.local_address.startswith("[::1]:")  # RFC 8421: IPv6 first
+        await ping_pong(a, b)
+
+
+async def test_no_working_pair_fails_connected() -> None:
+    """A peer whose only candidate is a closed port: checks fail, then ICE does."""
+    quick = IceConfig(check_rto=0.05, check_rc=2, check_rm=2)
+    config = IceTransportConfig(addresses=("127.0.0.1",), ice=quick)
+    nobody = Candidate.host(("127.0.0.1", free_port()))
+    peer = IceDescription(
+        credentials=Credentials.generate(), candidates=(nobody,), end_of_candidates=True
+    )
+    listener = Listener()
+    async with IceTransport(config, role=Role.CONTROLLING, listener=listener) as ice:
+        await ice.gathered(WAIT)
+        ice.set_remote_description(peer.to_text())
+        with pytest.raises(IceFailed, match="no working pair"):
+            await ice.connected(WAIT)
+        assert listener.lost[0].startswith("ICE failed")
+        assert ice.describe() is None
 
 
 async def test_trickled_candidates_connect() -> None:

@@ -34,6 +34,7 @@ from peerline.ice.candidate import Candidate, CandidateType
 from peerline.ice.checklist import PairInfo
 from peerline.ice.config import Role
 from peerline.ice.description import IceDescription, parse_description
+from peerline.ice.errors import IceUsageError
 from peerline.ice.events import (
     ConsentLost,
     Failed,
@@ -386,8 +387,13 @@ class IceTransport:
         self._service()
 
     def add_remote_candidate(self, candidate: Candidate) -> None:
-        """One trickled candidate of the peer."""
-        self._agent.add_remote_candidate(candidate)
+        """One trickled candidate of the peer (one after its end-of-candidates, as in
+        a description applied twice, is ignored)."""
+        try:
+            self._agent.add_remote_candidate(candidate)
+        except IceUsageError as error:
+            self._log.debug("remote candidate ignored: %s", error)
+            return
         if candidate.is_resolved:
             self._peer_addresses.add(candidate.address)
             for relay in self._relayed.values():
