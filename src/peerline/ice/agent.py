@@ -57,6 +57,7 @@ from peerline.ice.events import (
 )
 from peerline.ice.messages import (
     CheckRejected,
+    CheckRequest,
     build_check,
     error_response,
     keepalive_indication,
@@ -160,6 +161,8 @@ class _Generation:
         self.remote_options: frozenset[str] = frozenset()
         self.local_candidates = list(gathered)
         self.remote_candidates: list[Candidate] = []
+        self.learned = 0
+        """How many of `remote_candidates` were learned from checks (peer-reflexive)."""
         self.local_done = False
         self.remote_done = False
         self.checklist = checklist
@@ -479,9 +482,6 @@ class Agent:
             self._log.debug("check at %s matches no local candidate", base)
             return
         component = local.candidate.component
-        remote = generation.remote_at(source, component)
-        if remote is None:
-            remote = self._learn_remote(generation, source, component, request.priority)
         checklist = generation.checklist
         use_candidate = request.use_candidate and self._role is Role.CONTROLLED
         if generation is not self._current or checklist.state is ChecklistState.FAILED:
@@ -490,7 +490,26 @@ class Agent:
             return
         pair = checklist.find(base, source, component)
         if pair is None:
+            remote = generation.remote_at(source, component)
+            learned = remote is None
+            if remote is None:
+                if generation.learned >= checklist.learning_limit and not use_candidate:
+                    # a nomination is still followed: the peer has a valid pair there
+                    self._log.debug("not learning %s: too many peer-reflexive", source)
+                    return
+                remote = self._peer_reflexive_remote(generation, source, component, request)
             pair = checklist.add_triggered_pair(local, remote)
+            if pair is None:
+                self._log.debug("checklist full: no pair for the check from %s", source)
+                return
+            if learned:
+                generation.learned += 1
+                generation.remote_candidates.append(remote)
+                self._events.append(
+                    NewPeerReflexiveCandidate(
+                        candidate=remote, local=False, generation=generation.number
+                    )
+                )
         if pair.state is not PairState.SUCCEEDED:
             if pair.state is PairState.IN_PROGRESS:
                 self._cancel_checks(pair)
@@ -524,25 +543,24 @@ class Agent:
                 pair.nominate_on_success = False
         self._events.append(RoleChanged(role=role))
 
-    def _learn_remote(
-        self, generation: _Generation, source: TransportAddress, component: int, priority: int
+    def _peer_reflexive_remote(
+        self,
+        generation: _Generation,
+        source: TransportAddress,
+        component: int,
+        request: CheckRequest,
     ) -> Candidate:
         """RFC 8445 §7.3.1.3: a request from an unknown address is a peer-reflexive
         candidate of the peer, with the priority the request carried."""
         taken = {c.foundation for c in generation.remote_candidates}
         foundation = next(f"prflx{n}" for n in range(len(taken) + 1) if f"prflx{n}" not in taken)
-        remote = Candidate(
+        return Candidate(
             foundation=foundation,
             component=component,
-            priority=priority,
+            priority=request.priority,
             address=source,
             type=CandidateType.PEER_REFLEXIVE,
         )
-        generation.remote_candidates.append(remote)
-        self._events.append(
-            NewPeerReflexiveCandidate(candidate=remote, local=False, generation=generation.number)
-        )
-        return remote
 
     def _on_answer(
         self,

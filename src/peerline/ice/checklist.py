@@ -213,19 +213,31 @@ class Checklist:
     # -- forming pairs (§6.1.2.2 - §6.1.2.6, RFC 8838 §10) ---------------------------
 
     def add_pairs(
-        self, locals_: Sequence[LocalCandidate], remotes: Sequence[Candidate]
+        self,
+        locals_: Sequence[LocalCandidate],
+        remotes: Sequence[Candidate],
+        *,
+        all_locals: Sequence[LocalCandidate] | None = None,
+        max_pairs: int | None = None,
     ) -> list[CandidatePair]:
         """Pair every usable local/remote combination not already in the list.
 
         A server-reflexive local candidate is replaced by the host candidate at
         its base (§6.1.2.4), which makes its pairs redundant with the host's and
-        they are dropped. New pairs start Waiting when no other pair has their
-        foundation, or one that has it succeeded; Frozen otherwise. Returns the
-        pairs added.
+        they are dropped; `all_locals` (default `locals_`) is where that host is
+        looked for, so a caller can pair one new candidate without re-pairing
+        the rest. New pairs start Waiting when no other pair has their
+        foundation, or one that has it succeeded; Frozen otherwise.
+
+        `max_pairs` raises the limit for the rest of this checklist's life (an
+        extension adding many candidates on purpose); it never lowers it.
+        Returns the pairs added and kept.
         """
+        if max_pairs is not None:
+            self.max_pairs = max(self.max_pairs, max_pairs)
         hosts = {
             lc.candidate.address: lc.candidate
-            for lc in locals_
+            for lc in (locals_ if all_locals is None else all_locals)
             if lc.candidate.type is CandidateType.HOST
         }
         known = {pair.key for pair in self.pairs}
@@ -250,7 +262,8 @@ class Checklist:
             if self._starts_waiting(pair):
                 pair.apply(PairInput.UNFREEZE)
         self._trim()
-        return [pair for pair in fresh if pair in self.pairs]
+        kept = set(map(id, self.pairs))
+        return [pair for pair in fresh if id(pair) in kept]
 
     def _starts_waiting(self, pair: CandidatePair) -> bool:
         same = [p for p in self.pairs if p is not pair and p.foundation == pair.foundation]
@@ -263,15 +276,24 @@ class Checklist:
         self.pairs.insert(index, pair)
 
     def _trim(self) -> None:
-        """§6.1.2.5: keep at most `max_pairs`, dropping the lowest-priority pairs
-        that have not been checked yet."""
+        """§6.1.2.5: keep at most `max_pairs`, dropping first the pairs that failed
+        (lowest priority first), then the lowest-priority pairs not checked yet."""
         excess = len(self.pairs) - self.max_pairs
-        for pair in reversed(list(self.pairs)):
-            if excess <= 0:
-                break
-            if pair.state in (PairState.FROZEN, PairState.WAITING):
-                self._remove(pair)
-                excess -= 1
+        for states in ((PairState.FAILED,), (PairState.FROZEN, PairState.WAITING)):
+            for pair in reversed(list(self.pairs)):
+                if excess <= 0:
+                    return
+                if pair.state in states:
+                    self._remove(pair)
+                    excess -= 1
+
+    @property
+    def learning_limit(self) -> int:
+        """How many peer-reflexive candidates the agent may learn from the peer's
+        checks: half the list, so the other half stays for signalled candidates.
+        Two symmetric NATs that filter loosely hand each other a new port per
+        check, for ever; this is where that stops."""
+        return max(1, self.max_pairs // 2)
 
     def _remove(self, pair: CandidatePair) -> None:
         self.pairs.remove(pair)
@@ -287,9 +309,23 @@ class Checklist:
                 return pair
         return None
 
-    def add_triggered_pair(self, local: LocalCandidate, remote: Candidate) -> CandidatePair:
-        """§7.3.1.4: a check arrived on a pair we do not list; add it, unpaced."""
+    def add_triggered_pair(self, local: LocalCandidate, remote: Candidate) -> CandidatePair | None:
+        """§7.3.1.4: a check arrived on a pair we do not list; add it, unpaced.
+
+        The limit holds here too (§6.1.2.5): a full list makes room by dropping a
+        failed pair, else its lowest-priority unchecked pair if that one ranks
+        below the new pair; otherwise the pair is not added (None).
+        """
         pair = CandidatePair(local.candidate, local.base, remote, controlling=self.controlling)
+        if len(self.pairs) >= self.max_pairs:
+            failed = [p for p in self.pairs if p.state is PairState.FAILED]
+            unchecked = [p for p in self.pairs if p.state in (PairState.FROZEN, PairState.WAITING)]
+            if failed:
+                self._remove(failed[-1])
+            elif unchecked and unchecked[-1].priority < pair.priority:
+                self._remove(unchecked[-1])
+            else:
+                return None
         self._insert(pair)
         return pair
 
