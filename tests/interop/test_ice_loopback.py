@@ -6,7 +6,7 @@ Every datagram stays on 127.0.0.1: host sockets are bound on `lo` only.
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,7 +160,7 @@ async def test_trickled_candidates_connect() -> None:
         listeners = (Listener(), Listener())
         peers: list[IceTransport] = []
 
-        def forward(index: int) -> "object":
+        def forward(index: int) -> Callable[[Candidate | None], None]:
             def on_candidate(candidate: Candidate | None) -> None:
                 other = peers[1 - index]
                 if candidate is None:
@@ -175,7 +175,7 @@ async def test_trickled_candidates_connect() -> None:
                 LOOPBACK,
                 role=role,
                 listener=listeners[index],
-                on_candidate=forward(index),  # type: ignore[arg-type]
+                on_candidate=forward(index),
             )
             peers.append(ice)
             stack.push_async_callback(ice.close)
