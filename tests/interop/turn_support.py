@@ -40,8 +40,11 @@ class TurnServer:
 
 
 @contextlib.contextmanager
-def turn_server(tmp: Path, *extra: str, allow_loopback: bool = True) -> Iterator[TurnServer]:
-    """`peerline serve` on 127.0.0.1 with TURN (a user and a REST secret), SIP off."""
+def turn_server(
+    tmp: Path, *extra: str, allow_loopback: bool = True, rate_limits: bool = False
+) -> Iterator[TurnServer]:
+    """`peerline serve` on 127.0.0.1 with TURN (a user and a REST secret), SIP off;
+    per-source rate limits off (`--rate 0`) unless `rate_limits` keeps the defaults."""
     port, tls_port = free_port(), free_port(socket.SOCK_STREAM)
     metrics_port = free_port(socket.SOCK_STREAM)
     log = tmp / "serve.log"
@@ -58,8 +61,7 @@ def turn_server(tmp: Path, *extra: str, allow_loopback: bool = True) -> Iterator
         "0",
         "--sip-tls-port",
         "0",
-        "--rate",
-        "0",
+        *([] if rate_limits else ["--rate", "0"]),
         "--state-dir",
         str(tmp),
         "--realm",
