@@ -15,14 +15,17 @@ bookkeeping in between. A full socket buffer drops the datagram, as UDP may.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import random
+import resource
 import socket
 import time
 from collections.abc import Callable
 
 from peerline.net import Address
+from peerline.ratelimit import RateLimit
 from peerline.supernode.config import ServeConfig
 from peerline.supernode.transports import (
     DatagramHandler,
@@ -84,6 +87,7 @@ class TurnService:
         self._relays: dict[ClientKey, _Relay] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
+        _raise_open_files(config.max_allocations)
 
     # -- wiring -------------------------------------------------------------------------
 
@@ -319,6 +323,28 @@ def _bind_relay(
     raise OSError("no free even port")
 
 
+#: Descriptors kept for everything that is not a relay socket (listeners, connections).
+_SPARE_FILES = 4096
+
+
+def _raise_open_files(max_allocations: int) -> None:
+    """Every allocation holds a relay socket (two with a reserved port): lift the soft
+    limit on open files towards the hard one, so the quota, not the limit, says no."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 2 * max_allocations + _SPARE_FILES
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as error:
+            log.warning("cannot raise the open-files limit to %d: %s", wanted, error)
+    if wanted < max_allocations + _SPARE_FILES:
+        log.warning(
+            "open-files limit %d is below what %d allocations need", wanted, max_allocations
+        )
+
+
 def turn_settings(config: ServeConfig, ips: list[str]) -> tuple[TurnConfig, Credentials] | None:
     """TURN's configuration from `peerline serve`'s, or None when no credential source
     is given (TURN is never open: without users or a secret it is off)."""
@@ -340,4 +366,8 @@ def turn_settings(config: ServeConfig, ips: list[str]) -> tuple[TurnConfig, Cred
         bandwidth=config.turn_bandwidth,
         software=config.software,
     )
+    if not config.rate_limit.enabled:
+        # `--rate 0` means no per-source limit on anything the node answers (as for SIP);
+        # otherwise unauthenticated TURN requests keep their own, stricter budget.
+        turn = dataclasses.replace(turn, unauthenticated_limit=RateLimit(rate=0))
     return turn, credentials
