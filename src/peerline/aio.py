@@ -20,3 +20,42 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     """Run `main` to completion on a fresh event loop of the best kind available."""
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         return runner.run(main)
+
+
+class DeadlineTimer:
+    """One event-loop timer at a sans-IO core's next deadline.
+
+    Adapters call `set(core.get_timer())` after every input; the loop timer is
+    re-armed only when the deadline moved (as aioquic's asyncio adapter does), so
+    a busy datagram path does not churn timer handles.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fire: Callable[[], None]) -> None:
+        self._loop = loop
+        self._fire = fire
+        self._handle: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+
+    @property
+    def deadline(self) -> float | None:
+        return self._deadline
+
+    def set(self, deadline: float | None) -> None:
+        """Wake at `deadline` (loop time; a past one means as soon as possible), or never."""
+        if deadline == self._deadline and (deadline is None or self._handle is not None):
+            return
+        self.cancel()
+        self._deadline = deadline
+        if deadline is not None:
+            self._handle = self._loop.call_at(deadline, self._expired)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = None
+        self._deadline = None
+
+    def _expired(self) -> None:
+        self._handle = None
+        self._deadline = None
+        self._fire()
