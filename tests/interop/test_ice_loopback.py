@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -25,10 +24,10 @@ from peerline.ice.gather import (
 from peerline.ice.sdp import Credentials
 from peerline.session.path import PathInfo
 from peerline.stun import Transport
-from tests.interop.test_turn_client import answers_stun
-from tests.interop.turn_support import PASSWORD, REALM, USER, turn_server
+from tests.interop import test_turn_client
+from tests.interop.turn_support import PASSWORD, USER, turn_server
 from tests.interop.turn_support import TurnServer as TurnServerProcess
-from tests.support.procs import free_port, require_program, running
+from tests.support.procs import free_port
 
 pytestmark = pytest.mark.interop
 
@@ -202,30 +201,8 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TurnServerProces
         yield server
 
 
-@pytest.fixture(scope="module")
-def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    turnserver = require_program("turnserver", "coturn")
-    tmp: Path = tmp_path_factory.mktemp("coturn")
-    port = free_port()
-    argv = [
-        turnserver,
-        "-n",
-        "--no-cli",
-        "--no-tls",
-        "--no-dtls",
-        "--listening-ip=127.0.0.1",
-        f"--listening-port={port}",
-        "--relay-ip=127.0.0.1",
-        "--lt-cred-mech",
-        f"--user={USER}:{PASSWORD}",
-        f"--realm={REALM}",
-        "--allow-loopback-peers",
-        f"--pidfile={tmp / 'turnserver.pid'}",
-        "--log-file=stdout",
-        "--simple-log",
-    ]
-    with running(argv, ready=lambda: answers_stun(port), log=tmp / "coturn.log"):
-        yield port
+coturn = test_turn_client.coturn
+"""coturn's turnserver on 127.0.0.1, relaying to loopback peers (the TURN client tests' own)."""
 
 
 def relay_only(port: int, transport: Transport = Transport.UDP) -> IceTransportConfig:

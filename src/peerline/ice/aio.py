@@ -28,6 +28,7 @@ from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Self, cast
 
+from peerline.aio import DeadlineTimer
 from peerline.errors import PeerlineError
 from peerline.ice.agent import Agent, Disposition, Transmit
 from peerline.ice.candidate import Candidate, CandidateType
@@ -136,8 +137,8 @@ class IceTransport:
         self._relays: list[RelayLink] = []
         self._relayed: dict[TransportAddress, RelayLink] = {}
         self._peer_addresses: set[TransportAddress] = set()
-        self._timer: asyncio.TimerHandle | None = None
-        self._deadline: float | None = None
+        self._timer = DeadlineTimer(self._loop, self._fire)
+        self._last_fired = float("-inf")
         self._tasks: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None
         self._connected: asyncio.Future[PathInfo] = self._loop.create_future()
@@ -197,9 +198,7 @@ class IceTransport:
         self._closed = True
         self._agent.close()
         self._route = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -491,25 +490,16 @@ class IceTransport:
             self._transmit(out)
         self._agent_events()
         timers = (self._agent.get_timer(), self._gatherer.get_timer())
-        deadlines = [t for t in timers if t is not None]
-        deadline = min(deadlines, default=None)
-        if deadline != self._deadline or self._timer is None:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._deadline = deadline
-            self._timer = None
-            if deadline is not None:
-                self._timer = self._loop.call_at(max(deadline, now), self._fire, deadline)
+        deadline = min((t for t in timers if t is not None), default=None)
+        if deadline is not None and deadline <= self._last_fired:
+            deadline = now + _IDLE_GUARD  # handled at that time and not moved: do not spin
+        self._timer.set(deadline)
 
-    def _fire(self, deadline: float) -> None:
-        self._timer = None
-        now = self._loop.time()
+    def _fire(self) -> None:
+        now = self._last_fired = self._loop.time()
         self._agent.handle_timer(now)
         self._gatherer.handle_timer(now)
         self._service()
-        if self._timer is not None and self._deadline == deadline and deadline <= now:
-            self._timer.cancel()  # nothing moved: do not spin on a past deadline
-            self._timer = self._loop.call_at(now + _IDLE_GUARD, self._fire, deadline)
 
     def _gathering_events(self) -> None:
         while (event := self._gatherer.next_event()) is not None:

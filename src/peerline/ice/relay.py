@@ -22,6 +22,7 @@ import logging
 import ssl
 from collections.abc import Callable
 
+from peerline.aio import DeadlineTimer
 from peerline.errors import PeerlineError
 from peerline.ice.gather import TurnServer
 from peerline.net import Address
@@ -99,8 +100,7 @@ class RelayLink:
         self._on_data = on_data
         self._on_lost = on_lost
         self._stream: asyncio.Transport | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._deadline: float | None = None
+        self._timer = DeadlineTimer(self._loop, self._fire)
         self._allocated: asyncio.Future[Allocated] = self._loop.create_future()
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._permitted: set[str] = set()
@@ -155,9 +155,7 @@ class RelayLink:
         except TimeoutError:
             logger.debug("TURN server %s did not confirm deallocation", self.server)
         finally:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._timer.cancel()
             if self._stream is not None:
                 self._stream.close()
                 self._stream = None
@@ -254,12 +252,7 @@ class RelayLink:
                     if not self._closed.done():
                         self._closed.set_result(None)
                     self._fail("closed")
-        deadline = core.get_timer()
-        if deadline != self._deadline:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._deadline = deadline
-            self._timer = None if deadline is None else self._loop.call_at(deadline, self._fire)
+        self._timer.set(core.get_timer())
 
     def _fail(self, reason: str) -> None:
         if not self._allocated.done():
@@ -269,7 +262,5 @@ class RelayLink:
             self._on_lost(self, reason)
 
     def _fire(self) -> None:
-        self._timer = None
-        self._deadline = None
         self.core.handle_timer(self._loop.time())
         self._pump()
