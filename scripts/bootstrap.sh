@@ -9,7 +9,7 @@ purpose=${1:-demo}
 # What the demo needs: a Python to build the venv from, and the kernel's tools for the lab.
 deb_demo=(python3 python3-venv python3-dev gcc iproute2 nftables iptables procps kmod ca-certificates)
 # What the tests add: the real peers they talk to.
-deb_test=(coturn sip-tester baresip kamailio chromium)
+deb_test=(coturn sip-tester baresip kamailio chromium libssl-dev)
 
 packages=("${deb_demo[@]}")
 [ "$purpose" = test ] && packages+=("${deb_test[@]}")
