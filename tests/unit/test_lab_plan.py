@@ -1,5 +1,6 @@
 """What the builder will do, checked without root: nothing in the root namespace,
-the right NAT rules per profile, shaping at both ends of access links."""
+the right NAT rules per profile, shaping at both ends of access links, delay lines in
+the hosts that own them."""
 
 import re
 from ipaddress import IPv4Address
@@ -10,7 +11,7 @@ from peerline.lab import builtin
 from peerline.lab.builder import network_namespace, plan
 from peerline.lab.nftables import loss_ruleset, nat_ruleset
 from peerline.lab.profiles import LinkShape, parse_nat
-from peerline.lab.shaping import qdisc_lines
+from peerline.lab.shaping import delay_line_argv, qdisc_lines
 
 PUBLIC = IPv4Address("203.0.113.10")
 
@@ -110,28 +111,64 @@ def test_loss_in_hundredths_of_a_percent() -> None:
     assert 'iifname "wan" drop' in loss_ruleset("wan", 100)
 
 
-def test_qdiscs() -> None:
+def test_qdiscs_only_limit_the_rate() -> None:
     assert qdisc_lines("wan", LinkShape()) == []
+    assert qdisc_lines("wan", LinkShape(delay_ms=25)) == []
     assert qdisc_lines("wan", LinkShape(rate_mbit=10)) == [
         "qdisc add dev wan root tbf rate 10mbit burst 5000 latency 100ms"
     ]
     assert qdisc_lines("wan", LinkShape(delay_ms=25, rate_mbit=1)) == [
-        "qdisc add dev wan root handle 1: netem delay 25ms limit 100000",
-        "qdisc add dev wan parent 1:1 handle 10: tbf rate 1mbit burst 3000 latency 100ms",
+        "qdisc add dev wan root tbf rate 1mbit burst 3000 latency 100ms"
     ]
 
 
 def test_access_link_shaping_at_both_ends() -> None:
-    shaped = builtin.pair().with_access_links(LinkShape(delay_ms=10, loss_percent=2))
+    shaped = builtin.pair().with_access_links(LinkShape(delay_ms=10, loss_percent=2, rate_mbit=5))
     steps = plan(shaped, "pl-")
     assert steps.qdiscs["pl-nat-a"] == [
-        "qdisc add dev wan root handle 1: netem delay 10ms limit 100000"
+        "qdisc add dev wan root tbf rate 5mbit burst 3000 latency 100ms"
     ]
     assert (
-        "qdisc add dev nat-a root handle 1: netem delay 10ms limit 100000"
-        in steps.qdiscs["pl-inet"]
+        "qdisc add dev nat-a root tbf rate 5mbit burst 3000 latency 100ms"
+        in (steps.qdiscs["pl-inet"])
     )
     assert "pl-peer-a" not in steps.qdiscs
     assert "peerline_loss" in steps.rulesets["pl-server"]
     assert "table ip peerline" in steps.rulesets["pl-nat-a"]
     assert "peerline_loss" in steps.rulesets["pl-nat-a"]
+
+
+def test_delay_is_a_delay_line_in_each_host_that_owns_an_access_link() -> None:
+    steps = plan(builtin.cgnat().with_access_links(LinkShape(delay_ms=25)), "pl-")
+    # The server, the carrier NAT and nat-b sit on the Internet; home-a and the peers
+    # sit on LANs, and the Internet's bridge only switches.
+    assert steps.delay_lines == {"pl-server": 25, "pl-cgn": 25, "pl-nat-b": 25}
+    assert set(steps.iptables) == set(steps.delay_lines)
+    assert steps.qdiscs == {}
+    server = steps.iptables["pl-server"].splitlines()
+    assert server[0] == "*raw"
+    assert server[-1] == "COMMIT"
+    assert "-A PREROUTING -i eth0 -j NFQUEUE --queue-num 25000" in server
+    assert "-A OUTPUT -o eth0 -j NFQUEUE --queue-num 25000" in server
+    assert not any("-i lan" in rule for rule in server)
+    carrier = steps.iptables["pl-cgn"].splitlines()
+    assert "-A PREROUTING -i wan -j NFQUEUE --queue-num 25000" in carrier
+    assert "-A OUTPUT -o wan -j NFQUEUE --queue-num 25000" in carrier
+    # what it forwards from its LAN to the Internet, not what it hairpins or keeps
+    assert (
+        "-A PREROUTING -i lan ! -d 100.64.0.0/10 -m addrtype ! --dst-type "
+        "LOCAL,BROADCAST,MULTICAST -j NFQUEUE --queue-num 25000"
+    ) in carrier
+    assert not any("--queue-bypass" in rule for rule in carrier)
+
+
+def test_delay_line_command() -> None:
+    argv = delay_line_argv(12.5)
+    assert argv[1:] == [
+        "-m",
+        "peerline.lab.delayline",
+        "--queue",
+        "25000",
+        "--delay-ms",
+        "12.5",
+    ]

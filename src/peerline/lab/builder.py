@@ -1,5 +1,6 @@
-"""From a `Topology` to namespaces, veth links, bridges, addresses, routes, NAT rules
-and qdiscs: first a `Plan` (pure, unit-tested), then the tool calls that carry it out.
+"""From a `Topology` to namespaces, veth links, bridges, addresses, routes, NAT rules,
+qdiscs and delay lines: first a `Plan` (pure, unit-tested), then the tool calls (and
+the delay-line processes) that carry it out.
 
 Each host is a namespace `PREFIX+NAME`. Each network is a bridge in its own namespace
 (`PREFIX+inet` for the Internet, `PREFIX+NAT-lan` for a NAT's LAN), whose ports are
@@ -7,15 +8,23 @@ named after the hosts. Every veth pair is created with both ends already inside 
 namespaces, so nothing ever appears in the root namespace, even for a moment.
 """
 
+import contextlib
+import shutil
+import subprocess
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from peerline.lab import netns, nftables, shaping, tools
+from peerline.lab import delayline, netns, nftables, shaping, state, tools
 from peerline.lab.topology import INTERNET, Host, Topology, walk
 
 #: A host's uplink: a NAT's is its WAN side; everyone else's is eth0.
 HOST_UPLINK = "eth0"
 #: The bridge inside every network's namespace.
 BRIDGE = "br_lab"
+#: How long a delay line may take to start (a Python start on a busy machine).
+DELAY_LINE_START_S = 20.0
+_IPTABLES_RESTORE = "iptables-restore"
 
 
 def host_namespace(prefix: str, host: str) -> str:
@@ -46,6 +55,10 @@ class Plan:
     rulesets: dict[str, str] = field(default_factory=dict)
     #: Per namespace, `tc -batch` lines.
     qdiscs: dict[str, list[str]] = field(default_factory=dict)
+    #: Per namespace, the delay (ms) of the delay line that runs there.
+    delay_lines: dict[str, float] = field(default_factory=dict)
+    #: Per namespace, `iptables-restore` input sending packets to its delay line.
+    iptables: dict[str, str] = field(default_factory=dict)
 
     def add_ip(self, namespace: str, *lines: str) -> None:
         self.interfaces.setdefault(namespace, []).extend(lines)
@@ -111,12 +124,16 @@ def _connect(result: Plan, switch: str, namespace: str, port: str, device: str) 
 
 
 def _shape(result: Plan, host: Host, namespace: str, switch: str) -> None:
-    """Impair `host`'s uplink: qdiscs at both ends, loss as nftables in the host."""
+    """Impair `host`'s uplink: rate at both ends; delay (both ways) and loss in the host."""
     device = uplink(host)
     for where, dev in ((namespace, device), (switch, host.name)):
         lines = shaping.qdisc_lines(dev, host.link)
         if lines:
             result.qdiscs.setdefault(where, []).extend(lines)
+    if host.link.delay_ms:
+        lan = (nftables.LAN, host.lan) if host.lan is not None else None
+        result.delay_lines[namespace] = host.link.delay_ms
+        result.iptables[namespace] = shaping.delay_rules(device, lan)
     if host.link.loss_percent:
         loss = nftables.loss_ruleset(device, host.link.loss_percent)
         result.rulesets[namespace] = result.rulesets.get(namespace, "") + loss
@@ -125,6 +142,10 @@ def _shape(result: Plan, host: Host, namespace: str, switch: str) -> None:
 def build(topology: Topology, prefix: str) -> None:
     """Carry out the plan; on any failure (or Ctrl-C) remove what was built, then raise."""
     steps = plan(topology, prefix)
+    if steps.iptables and shutil.which(_IPTABLES_RESTORE) is None:
+        raise tools.LabError(
+            "--delay needs iptables (Debian package iptables), which is not installed"
+        )
     try:
         netns.add(steps.namespaces)
         tools.run(
@@ -150,26 +171,71 @@ def build(topology: Topology, prefix: str) -> None:
                 what=f"loading nftables rules in {namespace}",
             )
         for namespace, lines in steps.qdiscs.items():
-            _add_qdiscs(namespace, lines)
+            tools.run(
+                ["tc", "-n", namespace, "-batch", "-"],
+                stdin="".join(f"{line}\n" for line in lines),
+                what=f"shaping links in {namespace}",
+            )
+        # The delay lines bind their queues first: until then the rules would drop.
+        start_delay_lines(steps.delay_lines)
+        for namespace, rules in steps.iptables.items():
+            tools.run(
+                ["ip", "netns", "exec", namespace, _IPTABLES_RESTORE],
+                stdin=rules,
+                what=f"queueing delayed packets in {namespace} (iptables)",
+            )
     except BaseException:
         teardown(prefix)
         raise
 
 
-def _add_qdiscs(namespace: str, lines: list[str]) -> None:
+def delay_line_log(namespace: str, directory: Path = state.STATE_DIR) -> Path:
+    """Where the delay line in `namespace` writes why it stopped, if it ever does."""
+    return directory / f"delay-{namespace}.log"
+
+
+def start_delay_lines(delays: dict[str, float]) -> None:
+    """Start one delay line per namespace and return once each has bound its queue
+    (the process started says so and exits; its child, in a session of its own, does
+    the work); LabError naming the namespace and the line's own error if one fails."""
+    started: list[tuple[str, subprocess.Popen[bytes], Path]] = []
     try:
-        tools.run(
-            ["tc", "-n", namespace, "-batch", "-"],
-            stdin="".join(f"{line}\n" for line in lines),
-            what=f"shaping links in {namespace}",
-        )
-    except tools.LabError as error:
-        if "netem" in " ".join(lines) and "qdisc kind is unknown" in str(error):
-            raise tools.LabError(
-                "--delay needs the kernel's netem qdisc (sch_netem), which this kernel does "
-                "not have; --loss and --rate work without it"
-            ) from None
-        raise
+        for namespace, delay_ms in delays.items():
+            log = delay_line_log(namespace)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("wb") as errors:
+                process = subprocess.Popen(
+                    ["ip", "netns", "exec", namespace, *shaping.delay_line_argv(delay_ms)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=errors,
+                )
+            started.append((namespace, process, log))
+        deadline = time.monotonic() + DELAY_LINE_START_S
+        for namespace, process, log in started:
+            _await_ready(namespace, process, log, deadline)
+    finally:
+        for _, process, _ in started:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+
+
+def _await_ready(
+    namespace: str, process: "subprocess.Popen[bytes]", log: Path, deadline: float
+) -> None:
+    try:
+        said, _ = process.communicate(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        raise tools.LabError(
+            f"the delay line in {namespace} did not start: no answer within "
+            f"{DELAY_LINE_START_S:g} s"
+        ) from None
+    if process.returncode == 0 and said.startswith(delayline.READY_LINE.encode()):
+        return
+    errors = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    reason = errors[-1] if errors else f"exit code {process.returncode}"
+    raise tools.LabError(f"the delay line in {namespace} did not start: {reason}")
 
 
 def teardown(prefix: str) -> list[str]:
@@ -178,4 +244,7 @@ def teardown(prefix: str) -> list[str]:
     names = netns.list_namespaces(prefix)
     netns.end_processes(names)
     netns.delete(names)
+    for log in state.STATE_DIR.glob(f"delay-{state.check_prefix(prefix)}*.log"):
+        with contextlib.suppress(FileNotFoundError):
+            log.unlink()
     return names

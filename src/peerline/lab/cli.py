@@ -75,7 +75,8 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         "--delay",
         type=_number("milliseconds"),
         metavar="MS",
-        help="one-way delay added in each direction of every link to the Internet (netem)",
+        help="one-way delay added in each direction of every link to the Internet (a "
+        "userspace delay line on an NFQUEUE in each host; needs iptables, not netem)",
     )
     up.add_argument(
         "--loss",

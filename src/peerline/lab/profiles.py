@@ -125,8 +125,9 @@ def _parse_int(text: str, what: str) -> int:
 class LinkShape:
     """Impairments of one link, applied to each direction separately.
 
-    `delay_ms` is added one way in each direction (netem), `loss_percent` drops that
-    share of the packets in each direction, `rate_mbit` caps each direction.
+    `delay_ms` is added one way in each direction (by a delay line in the host that
+    owns the link, see `shaping`; no netem needed), `loss_percent` drops that share of
+    the packets in each direction, `rate_mbit` caps each direction.
     """
 
     delay_ms: float = 0.0
