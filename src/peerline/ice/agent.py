@@ -165,6 +165,7 @@ class _Generation:
         """How many of `remote_candidates` were learned from checks (peer-reflexive)."""
         self.local_done = False
         self.remote_done = False
+        self.unsignalled: set[LocalCandidate] = set()
         self.checklist = checklist
         self.first_valid_at: dict[int, float] = {}
         self.nominating: dict[int, CandidatePair] = {}
@@ -264,10 +265,12 @@ class Agent:
     @property
     def local_candidates(self) -> list[Candidate]:
         """The candidates to signal (peer-reflexive ones are learned, never signalled)."""
+        generation = self._current
         return [
             lc.candidate
-            for lc in self._current.local_candidates
+            for lc in generation.local_candidates
             if lc.candidate.type is not CandidateType.PEER_REFLEXIVE
+            and lc not in generation.unsignalled
         ]
 
     @property
@@ -310,12 +313,25 @@ class Agent:
     # -- candidates and credentials (RFC 8838 trickle) ------------------------------------
 
     def add_local_candidate(
-        self, candidate: Candidate, *, base: tuple[str, int] | None = None
-    ) -> None:
+        self,
+        candidate: Candidate,
+        *,
+        base: tuple[str, int] | None = None,
+        signalled: bool = True,
+        max_pairs: int | None = None,
+    ) -> int:
         """A gathered candidate. `base` defaults to the address itself for host and
-        relayed candidates and to the related address for server-reflexive ones."""
+        relayed candidates and to the related address for server-reflexive ones.
+
+        `signalled=False` is for extensions (see the module docstring): such a
+        candidate may come after end-of-candidates, is not in `local_candidates`
+        (it is never sent to the peer) and does not carry over to a restart.
+        `max_pairs` raises this generation's checklist limit (never lowers it)
+        so that many extra candidates are not trimmed away at once. Returns how
+        many new pairs were formed and kept.
+        """
         generation = self._current
-        if generation.local_done:
+        if generation.local_done and signalled:
             raise IceUsageError("local end-of-candidates was already signalled")
         if candidate.transport is not TransportProtocol.UDP or not candidate.is_resolved:
             raise IceUsageError("local candidates are UDP with an IP address")
@@ -323,6 +339,8 @@ class Agent:
             raise IceUsageError(f"no component {candidate.component}")
         if candidate.type is CandidateType.PEER_REFLEXIVE:
             raise IceUsageError("peer-reflexive candidates are learned, not added")
+        if max_pairs is not None and max_pairs < 1:
+            raise IceUsageError("max_pairs must be >= 1")
         if base is None:
             if candidate.type is CandidateType.SERVER_REFLEXIVE:
                 if candidate.related_address is None:
@@ -332,10 +350,20 @@ class Agent:
                 base = candidate.address
         local = LocalCandidate(candidate, TransportAddress(*base))
         if local in generation.local_candidates:
-            return
-        self._gathered.append(local)
+            return 0
+        if signalled:
+            self._gathered.append(local)
+        else:
+            generation.unsignalled.add(local)
         generation.local_candidates.append(local)
-        generation.checklist.add_pairs(generation.local_candidates, generation.remote_candidates)
+        added = generation.checklist.add_pairs(
+            [local],
+            generation.remote_candidates,
+            all_locals=generation.local_candidates,
+            max_pairs=max_pairs,
+            waiting=not signalled,
+        )
+        return len(added)
 
     def end_of_local_candidates(self) -> None:
         """Gathering is over for the newest generation (RFC 8838 §13)."""
@@ -358,20 +386,45 @@ class Agent:
         generation.remote = remote
         generation.remote_options = frozenset(options)
 
-    def add_remote_candidate(self, candidate: Candidate, *, ufrag: str | None = None) -> None:
+    def add_remote_candidate(
+        self,
+        candidate: Candidate,
+        *,
+        ufrag: str | None = None,
+        signalled: bool = True,
+        max_pairs: int | None = None,
+    ) -> int:
         """A candidate from the peer; `ufrag` names its generation (RFC 8838 §15.1),
         the newest when None. Candidates this agent cannot use (TCP, unresolved
-        names) are ignored: they are legitimate in an offer."""
+        names) are ignored: they are legitimate in an offer.
+
+        A signalled candidate at the address of one learned from a check replaces
+        the peer-reflexive one, so that the pair's priority is the one the peer
+        computes and reports name the real type. `signalled=False` marks a guess
+        by an extension (allowed after end-of-candidates); `max_pairs` as for
+        `add_local_candidate`. Returns how many new pairs were formed and kept.
+        """
         generation = self._by_remote_ufrag(ufrag)
-        if generation.remote_done:
+        if generation.remote_done and signalled:
             raise IceUsageError("the peer already signalled end-of-candidates")
+        if max_pairs is not None and max_pairs < 1:
+            raise IceUsageError("max_pairs must be >= 1")
         if candidate.transport is not TransportProtocol.UDP or not candidate.is_resolved:
             self._log.debug("ignoring unusable remote candidate %s", candidate.to_sdp())
-            return
-        if generation.remote_at(candidate.address, candidate.component) is not None:
-            return
+            return 0
+        known = generation.remote_at(candidate.address, candidate.component)
+        if known is not None:
+            learned = known.type is CandidateType.PEER_REFLEXIVE
+            if learned and signalled and candidate.type is not CandidateType.PEER_REFLEXIVE:
+                index = generation.remote_candidates.index(known)
+                generation.remote_candidates[index] = candidate
+                generation.checklist.replace_remote(known, candidate)
+            return 0
         generation.remote_candidates.append(candidate)
-        generation.checklist.add_pairs(generation.local_candidates, [candidate])
+        added = generation.checklist.add_pairs(
+            generation.local_candidates, [candidate], max_pairs=max_pairs, waiting=not signalled
+        )
+        return len(added)
 
     def end_of_remote_candidates(self, *, ufrag: str | None = None) -> None:
         """The peer's end-of-candidates (RFC 8838 §13)."""

@@ -219,6 +219,7 @@ class Checklist:
         *,
         all_locals: Sequence[LocalCandidate] | None = None,
         max_pairs: int | None = None,
+        waiting: bool = False,
     ) -> list[CandidatePair]:
         """Pair every usable local/remote combination not already in the list.
 
@@ -231,7 +232,9 @@ class Checklist:
 
         `max_pairs` raises the limit for the rest of this checklist's life (an
         extension adding many candidates on purpose); it never lowers it.
-        Returns the pairs added and kept.
+        `waiting` starts every new pair Waiting: an extension's probes share a
+        foundation but each is worth its own check. Returns the pairs added and
+        kept.
         """
         if max_pairs is not None:
             self.max_pairs = max(self.max_pairs, max_pairs)
@@ -259,7 +262,7 @@ class Checklist:
         fresh.sort(key=lambda p: p.priority, reverse=True)
         for pair in fresh:
             self._insert(pair)
-            if self._starts_waiting(pair):
+            if waiting or self._starts_waiting(pair):
                 pair.apply(PairInput.UNFREEZE)
         self._trim()
         kept = set(map(id, self.pairs))
@@ -299,6 +302,16 @@ class Checklist:
         self.pairs.remove(pair)
         if pair in self._triggered:
             self._triggered.remove(pair)
+
+    def replace_remote(self, old: Candidate, new: Candidate) -> None:
+        """The peer signalled `new` where we had learned `old` (same address): its
+        pairs take the signalled candidate and its priority, and are re-sorted."""
+        for pair in (*self.pairs, *self.valid):
+            if pair.remote is old:
+                pair.remote = new
+                pair.set_role(controlling=self.controlling)
+        self.pairs.sort(key=lambda p: p.priority, reverse=True)
+        self.valid.sort(key=lambda p: p.priority, reverse=True)
 
     def find(
         self, base: TransportAddress, remote: TransportAddress, component: int
