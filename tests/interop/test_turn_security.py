@@ -519,3 +519,22 @@ def test_garbage_streams(server: TurnServer) -> None:
 def test_no_traceback_in_the_servers_log(server: TurnServer) -> None:
     assert "Traceback" not in server.log.read_text()
     assert server.process.poll() is None
+
+
+def test_metrics_are_valid_prometheus_text(server: TurnServer) -> None:
+    """Each metric's HELP and TYPE come once, before its samples, which stay together
+    (a scraper rejects a family that is split)."""
+    families: list[str] = []
+    typed: set[str] = set()
+    for line in server.metrics_text().splitlines():
+        if line.startswith("# TYPE "):
+            name = line.split()[2]
+            assert name not in typed, f"second TYPE for {name}"
+            typed.add(name)
+        elif line and not line.startswith("#"):
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            assert name in typed, f"{name} sampled before its TYPE"
+            if not families or families[-1] != name:
+                assert name not in families, f"the samples of {name} are split"
+                families.append(name)
+    assert "peerline_turn_relayed_bytes_total" in families

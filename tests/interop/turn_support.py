@@ -23,16 +23,19 @@ class TurnServer:
     metrics_port: int
     log: Path
 
-    def metrics(self) -> dict[str, float]:
-        """The Prometheus figures, `name{labels}` -> value."""
+    def metrics_text(self) -> str:
+        """The body of GET /metrics, as served."""
         with socket.create_connection(("127.0.0.1", self.metrics_port), timeout=5) as http:
             http.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
             data = b""
             while chunk := http.recv(65536):
                 data += chunk
-        body = data.split(b"\r\n\r\n", 1)[1].decode()
+        return data.split(b"\r\n\r\n", 1)[1].decode()
+
+    def metrics(self) -> dict[str, float]:
+        """The Prometheus figures, `name{labels}` -> value."""
         figures = {}
-        for line in body.splitlines():
+        for line in self.metrics_text().splitlines():
             if line and not line.startswith("#"):
                 name, _, value = line.rpartition(" ")
                 figures[name] = float(value)

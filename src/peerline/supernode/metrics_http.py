@@ -42,17 +42,21 @@ def turn_samples(stats: TurnStats) -> list[Sample]:
                 value,
             )
         )
-    for direction, packets, size in (
-        ("to_peer", stats.packets_to_peers, stats.bytes_to_peers),
-        ("from_peer", stats.packets_from_peers, stats.bytes_from_peers),
+    # Each metric's samples stay together, as the exposition format requires.
+    for name, help_text, to_peers, from_peers in (
+        ("packets", "Packets relayed", stats.packets_to_peers, stats.packets_from_peers),
+        ("bytes", "Payload bytes relayed", stats.bytes_to_peers, stats.bytes_from_peers),
     ):
-        labels = {"direction": direction}
-        out.append(
-            ("peerline_turn_relayed_packets_total", "Packets relayed", "counter", labels, packets)
-        )
-        out.append(
-            ("peerline_turn_relayed_bytes_total", "Payload bytes relayed", "counter", labels, size)
-        )
+        for direction, value in (("to_peer", to_peers), ("from_peer", from_peers)):
+            out.append(
+                (
+                    f"peerline_turn_relayed_{name}_total",
+                    help_text,
+                    "counter",
+                    {"direction": direction},
+                    value,
+                )
+            )
     out.append(
         ("peerline_turn_requests_total", "TURN requests received", "counter", {}, stats.requests)
     )
