@@ -117,7 +117,7 @@ class PeerSession:
                 await asyncio.shield(self._connected)
         except TimeoutError:
             self._core.abort(EndReason.CONNECT_TIMEOUT, f"{timeout:g} s")
-            self._transmit_now()
+            self._after_input()
             raise self._closed_error() from None
 
     async def open_stream(self) -> StreamPair:

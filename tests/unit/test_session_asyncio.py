@@ -1,0 +1,417 @@
+"""PeerSession, the asyncio adapter, over real UDP sockets on 127.0.0.1: the pinned
+handshake and its refusals, a 10 MB stream checked by SHA-256, messages both ways,
+the path moved to other sockets mid-transfer, a lost path, an idle-out, loss,
+garbage, and backpressure on writers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from peerline.session.config import SessionConfig, SessionRole
+from peerline.session.core import SessionState
+from peerline.session.errors import EndReason, SessionClosed
+from peerline.session.identity import Identity
+from peerline.session.path import PathInfo, PathListener
+from peerline.session.quic import PeerSession
+
+ALICE = Identity.ephemeral("alice")
+BOB = Identity.ephemeral("bob")
+MALLORY = Identity.ephemeral("mallory")
+BOUND = 60.0
+"""Upper bound on any wait here: a hung test fails instead of hanging (not a timing check)."""
+
+
+class _Receiver(asyncio.DatagramProtocol):
+    def __init__(self, path: UdpPath) -> None:
+        self.path = path
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        listener = self.path.listener
+        if listener is not None and self.path.up:
+            listener.datagram_received(data)
+
+
+@dataclass
+class _Socket:
+    transport: asyncio.DatagramTransport
+    address: tuple[str, int]
+
+
+async def _udp_socket(path: UdpPath) -> _Socket:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _Receiver(path), local_addr=("127.0.0.1", 0)
+    )
+    return _Socket(transport, transport.get_extra_info("sockname")[:2])
+
+
+class UdpPath:
+    """The test's DatagramPath: one UDP socket on loopback sending to the peer's socket.
+
+    `loss` drops that share of outgoing datagrams (seeded); `up = False` drops all.
+    """
+
+    def __init__(self, name: str, *, loss: float = 0.0, seed: int = 0) -> None:
+        self.name = name
+        self.listener: PathListener | None = None
+        self.loss = loss
+        self.up = True
+        self.sent = 0
+        self._rng = random.Random(seed)
+        self._socket: _Socket | None = None
+        self._remote: tuple[str, int] | None = None
+        self.old_sockets: list[_Socket] = []
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._socket is not None
+        return self._socket.address
+
+    def use(self, socket: _Socket, remote: tuple[str, int]) -> None:
+        if self._socket is not None:
+            self.old_sockets.append(self._socket)
+        self._socket, self._remote = socket, remote
+
+    def send(self, data: bytes) -> None:
+        if self._socket is None or self._remote is None or not self.up:
+            return
+        self.sent += 1
+        if self.loss and self._rng.random() < self.loss:
+            return
+        self._socket.transport.sendto(data, self._remote)
+
+    def describe(self) -> PathInfo | None:
+        if self._socket is None or self._remote is None:
+            return None
+        return PathInfo(
+            local_type="host",
+            remote_type="host",
+            local_address="%s:%d" % self._socket.address,
+            remote_address="%s:%d" % self._remote,
+            relayed=False,
+        )
+
+    def close(self) -> None:
+        for socket in [*self.old_sockets, *([self._socket] if self._socket else [])]:
+            socket.transport.close()
+
+
+async def wire(a: UdpPath, b: UdpPath) -> None:
+    """Give both paths a fresh socket pair pointing at each other (closing nothing)."""
+    socket_a, socket_b = await _udp_socket(a), await _udp_socket(b)
+    a.use(socket_a, socket_b.address)
+    b.use(socket_b, socket_a.address)
+
+
+@dataclass
+class Pair:
+    client: PeerSession
+    server: PeerSession
+    client_path: UdpPath
+    server_path: UdpPath
+
+    async def connect(self) -> None:
+        async with asyncio.timeout(BOUND):
+            await asyncio.gather(self.client.connect(10), self.server.connect(10))
+
+
+@contextlib.asynccontextmanager
+async def session_pair(
+    *,
+    client_pins: Identity = BOB,
+    server_pins: Identity = ALICE,
+    config: SessionConfig | None = None,
+    loss: float = 0.0,
+) -> AsyncIterator[Pair]:
+    client_path, server_path = (
+        UdpPath("client", loss=loss, seed=1),
+        UdpPath("server", loss=loss, seed=2),
+    )
+    await wire(client_path, server_path)
+    client = PeerSession(
+        client_path,
+        role=SessionRole.CLIENT,
+        identity=ALICE,
+        peer_fingerprint=client_pins.fingerprint,
+        config=config,
+    )
+    server = PeerSession(
+        server_path,
+        role=SessionRole.SERVER,
+        identity=BOB,
+        peer_fingerprint=server_pins.fingerprint,
+        config=config,
+    )
+    client_path.listener, server_path.listener = client, server
+    try:
+        yield Pair(client, server, client_path, server_path)
+    finally:
+        for session in (client, server):
+            with contextlib.suppress(SessionClosed):
+                await session.close(linger=0)
+        client_path.close()
+        server_path.close()
+
+
+async def read_all(reader: asyncio.StreamReader) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    while chunk := await reader.read(256 * 1024):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+async def write_all(writer: asyncio.StreamWriter, payload: bytes, chunk: int = 128 * 1024) -> None:
+    view = memoryview(payload)
+    for offset in range(0, len(payload), chunk):
+        writer.write(view[offset : offset + chunk])
+        await writer.drain()
+    writer.write_eof()
+
+
+PAYLOAD = random.Random(42).randbytes(10 * 1024 * 1024)
+PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+# -- handshake --------------------------------------------------------------------------------
+
+
+async def test_sessions_connect_with_the_right_fingerprints() -> None:
+    async with session_pair() as pair:
+        await pair.connect()
+        assert pair.client.state is SessionState.CONNECTED
+        assert pair.server.state is SessionState.CONNECTED
+        assert pair.client.path_info is not None
+        assert pair.client.path_info.local_address == "%s:%d" % pair.client_path.address
+
+
+@pytest.mark.parametrize(
+    ("client_pins", "server_pins", "refuser", "refused"),
+    [(MALLORY, ALICE, "client", "server"), (BOB, MALLORY, "server", "client")],
+    ids=["client-refuses", "server-refuses"],
+)
+async def test_a_wrong_fingerprint_is_refused(
+    client_pins: Identity, server_pins: Identity, refuser: str, refused: str
+) -> None:
+    async with session_pair(client_pins=client_pins, server_pins=server_pins) as pair:
+        sessions = {"client": pair.client, "server": pair.server}
+        async with asyncio.timeout(BOUND):
+            results = await asyncio.gather(
+                pair.client.connect(10), pair.server.connect(10), return_exceptions=True
+            )
+        errors = dict(zip(("client", "server"), results, strict=True))
+        assert isinstance(errors[refuser], SessionClosed)
+        assert errors[refuser].reason is EndReason.FINGERPRINT_MISMATCH  # type: ignore[union-attr]
+        assert isinstance(errors[refused], SessionClosed)
+        assert errors[refused].reason is EndReason.REFUSED_BY_PEER  # type: ignore[union-attr]
+        for session in sessions.values():
+            with pytest.raises(SessionClosed):
+                await session.open_stream()
+
+
+async def test_connect_gives_up_after_its_timeout_when_nobody_answers() -> None:
+    async with session_pair() as pair:
+        pair.client_path.up = False
+        with pytest.raises(SessionClosed) as refused:
+            await pair.client.connect(0.5)
+        assert refused.value.reason is EndReason.CONNECT_TIMEOUT
+
+
+# -- data -----------------------------------------------------------------------------------
+
+
+async def test_ten_megabytes_cross_a_stream_intact() -> None:
+    async with session_pair() as pair:
+        await pair.connect()
+        reader, writer = await pair.client.open_stream()
+        async with asyncio.timeout(BOUND):
+            write = asyncio.create_task(write_all(writer, PAYLOAD))
+            peer_reader, peer_writer = await pair.server.accept_stream()
+            digest, size = await read_all(peer_reader)
+            await write
+        assert size == len(PAYLOAD)
+        assert digest == PAYLOAD_SHA
+        peer_writer.write(b"thanks")
+        peer_writer.write_eof()
+        async with asyncio.timeout(BOUND):
+            assert await reader.read() == b"thanks"
+
+
+async def test_messages_flow_both_ways_in_order() -> None:
+    async with session_pair() as pair:
+        await pair.connect()
+
+        async def send(session: PeerSession, tag: str) -> None:
+            for n in range(500):
+                await session.send_message(f"{tag}{n}".encode() * (n % 7))
+
+        async def receive(session: PeerSession) -> list[bytes]:
+            return [await session.receive_message() for _ in range(500)]
+
+        async with asyncio.timeout(BOUND):
+            _, _, at_server, at_client = await asyncio.gather(
+                send(pair.client, "c"),
+                send(pair.server, "s"),
+                receive(pair.server),
+                receive(pair.client),
+            )
+        assert at_server == [f"c{n}".encode() * (n % 7) for n in range(500)]
+        assert at_client == [f"s{n}".encode() * (n % 7) for n in range(500)]
+
+
+async def test_a_transfer_survives_the_path_moving_to_other_sockets() -> None:
+    async with session_pair() as pair:
+        await pair.connect()
+        _, writer = await pair.client.open_stream()
+        write = asyncio.create_task(write_all(writer, PAYLOAD))
+        peer_reader, _ = await pair.server.accept_stream()
+        digest, size = hashlib.sha256(), 0
+        moved = False
+        async with asyncio.timeout(BOUND):
+            while chunk := await peer_reader.read(64 * 1024):
+                digest.update(chunk)
+                size += len(chunk)
+                if not moved and size > len(PAYLOAD) // 4:
+                    moved = True
+                    old = (pair.client_path.address, pair.server_path.address)
+                    await wire(pair.client_path, pair.server_path)
+                    for path in (pair.client_path, pair.server_path):
+                        path.old_sockets[-1].transport.close()  # the old pair is gone
+                        info = path.describe()
+                        assert info is not None
+                        assert path.listener is not None
+                        path.listener.path_changed(info)
+                    assert (pair.client_path.address, pair.server_path.address) != old
+            await write
+        assert moved
+        assert size == len(PAYLOAD)
+        assert digest.hexdigest() == PAYLOAD_SHA
+        assert pair.server.path_info == pair.server_path.describe()
+
+
+async def test_a_path_losing_five_percent_still_delivers_everything() -> None:
+    async with session_pair(loss=0.05) as pair:
+        await pair.connect()
+        payload = PAYLOAD[: 2 * 1024 * 1024]
+        _, writer = await pair.client.open_stream()
+        async with asyncio.timeout(BOUND):
+            write = asyncio.create_task(write_all(writer, payload))
+            for n in range(50):
+                await pair.server.send_message(b"m%d" % n)
+            peer_reader, _ = await pair.server.accept_stream()
+            digest, size = await read_all(peer_reader)
+            messages = [await pair.client.receive_message() for _ in range(50)]
+            await write
+        assert (digest, size) == (hashlib.sha256(payload).hexdigest(), len(payload))
+        assert messages == [b"m%d" % n for n in range(50)]
+        assert pair.client_path.sent > 0
+
+
+# -- endings ----------------------------------------------------------------------------------
+
+
+async def test_path_lost_is_reported_to_every_waiter() -> None:
+    async with session_pair() as pair:
+        await pair.connect()
+        reader, _ = await pair.client.open_stream()
+        waiters = [
+            asyncio.create_task(reader.read()),
+            asyncio.create_task(pair.client.accept_stream()),
+            asyncio.create_task(pair.client.receive_message()),
+        ]
+        await asyncio.sleep(0)
+        pair.client.path_lost("consent expired")
+        async with asyncio.timeout(BOUND):
+            outcomes = await asyncio.gather(*waiters, return_exceptions=True)
+            ended = await pair.client.wait_ended()
+        assert all(isinstance(o, SessionClosed) for o in outcomes), outcomes
+        assert {o.reason for o in outcomes if isinstance(o, SessionClosed)} == {EndReason.PATH_LOST}
+        assert ended.reason is EndReason.PATH_LOST
+        assert ended.detail == "consent expired"
+        with pytest.raises(SessionClosed, match="path to the peer was lost"):
+            await pair.client.send_message(b"too late")
+
+
+async def test_a_silent_peer_idles_the_session_out() -> None:
+    config = SessionConfig(idle_timeout=1.0, keepalive_interval=0.3)
+    async with session_pair(config=config) as pair:
+        await pair.connect()
+        pair.server_path.up = False
+        pair.client_path.up = False
+        async with asyncio.timeout(BOUND):
+            client_end, server_end = await asyncio.gather(
+                pair.client.wait_ended(), pair.server.wait_ended()
+            )
+        assert client_end.reason is EndReason.IDLE_TIMEOUT
+        assert server_end.reason is EndReason.IDLE_TIMEOUT
+
+
+async def test_close_waits_for_written_data_then_tells_the_peer() -> None:
+    async with session_pair() as pair:
+        await pair.connect()
+        _, writer = await pair.client.open_stream()
+        writer.write(PAYLOAD[:3_000_000])
+        writer.write_eof()
+        peer_reader, _ = await pair.server.accept_stream()
+        reading = asyncio.create_task(read_all(peer_reader))
+        async with asyncio.timeout(BOUND):
+            await pair.client.close()
+            digest, size = await reading
+            server_end = await pair.server.wait_ended()
+        assert (digest, size) == (hashlib.sha256(PAYLOAD[:3_000_000]).hexdigest(), 3_000_000)
+        assert server_end.reason is EndReason.PEER_CLOSED
+        assert pair.client.ended is not None
+        assert pair.client.ended.reason is EndReason.LOCAL_CLOSE
+
+
+# -- robustness --------------------------------------------------------------------------------
+
+
+async def test_garbage_datagrams_do_not_crash_either_session() -> None:
+    async with session_pair() as pair:
+        rng = random.Random(9)
+        stranger = await _udp_socket(UdpPath("stranger"))
+        try:
+            for _ in range(100):  # before the handshake, at both sockets
+                for target in (pair.client_path.address, pair.server_path.address):
+                    stranger.transport.sendto(rng.randbytes(rng.randrange(1, 1400)), target)
+            await pair.connect()
+            _, writer = await pair.client.open_stream()
+            write = asyncio.create_task(write_all(writer, PAYLOAD[:1_000_000]))
+            peer_reader, _ = await pair.server.accept_stream()
+            for _ in range(200):  # and during a transfer, by socket and by direct call
+                junk = rng.randbytes(rng.randrange(0, 1500))
+                stranger.transport.sendto(junk or b"\x00", pair.server_path.address)
+                pair.client.datagram_received(junk)
+                await asyncio.sleep(0)
+            async with asyncio.timeout(BOUND):
+                digest, size = await read_all(peer_reader)
+                await write
+        finally:
+            stranger.transport.close()
+        assert (digest, size) == (hashlib.sha256(PAYLOAD[:1_000_000]).hexdigest(), 1_000_000)
+        assert pair.client.ended is None
+        assert pair.server.ended is None
+
+
+async def test_writers_wait_while_the_peer_does_not_read() -> None:
+    async with session_pair() as pair:
+        await pair.connect()
+        _, writer = await pair.client.open_stream()
+        writer.write(PAYLOAD[: 8 * 1024 * 1024])
+        drain = asyncio.create_task(writer.drain())
+        peer_reader, _ = await pair.server.accept_stream()
+        await asyncio.sleep(0.3)  # the peer reads nothing: its credit stops at about its window
+        assert not drain.done()
+        assert writer.transport.get_write_buffer_size() > pair.client.config.write_high_water
+        async with asyncio.timeout(BOUND):
+            received = await peer_reader.readexactly(8 * 1024 * 1024)
+            await drain
+        assert received == PAYLOAD[: 8 * 1024 * 1024]
