@@ -93,8 +93,8 @@ class UdpPath:
         return PathInfo(
             local_type="host",
             remote_type="host",
-            local_address="%s:%d" % self._socket.address,
-            remote_address="%s:%d" % self._remote,
+            local_address="{}:{}".format(*self._socket.address),
+            remote_address="{}:{}".format(*self._remote),
             relayed=False,
         )
 
@@ -189,7 +189,7 @@ async def test_sessions_connect_with_the_right_fingerprints() -> None:
         assert pair.client.state is SessionState.CONNECTED
         assert pair.server.state is SessionState.CONNECTED
         assert pair.client.path_info is not None
-        assert pair.client.path_info.local_address == "%s:%d" % pair.client_path.address
+        assert pair.client.path_info.local_address == "{}:{}".format(*pair.client_path.address)
 
 
 @pytest.mark.parametrize(
