@@ -121,6 +121,9 @@ class Params:
         self.items: tuple[tuple[str, str | None], ...] = tuple(items)
 
     def _find(self, name: str) -> int:
+        for index, (item_name, _) in enumerate(self.items):
+            if item_name == name:  # names are nearly always written as we ask for them
+                return index
         key = name.lower()
         for index, (item_name, _) in enumerate(self.items):
             if item_name.lower() == key:

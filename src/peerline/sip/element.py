@@ -11,6 +11,7 @@ then the expensive parts (digest, location, forking).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import heapq
 import ipaddress
@@ -321,8 +322,9 @@ class SipElement:
         via = request.top_via
         stamped = via.stamped(flow.remote[0], flow.remote[1])
         if stamped.params is not via.params:
-            headers = request.headers.without_first_value("Via").with_first("Via", str(stamped))
-            request = Request(request.method, request.uri, headers, request.body)
+            headers = request.headers.with_first_value("Via", str(stamped))
+            vias = (stamped, *request.vias[1:])
+            request = request.with_headers(headers, "Via", parsed={"Via": vias})
         if self.guard.is_scanner(request.headers.get("User-Agent")):
             counters["dropped_scanner"] += 1
             return
@@ -594,6 +596,7 @@ class SipElement:
         headers = request.headers
         routes = list(request.routes)
         tokens: list[Flow] = []
+        popped = False
         while routes and self._is_us(routes[0].uri):
             route_uri = routes.pop(0).uri
             if isinstance(route_uri, SipUri) and route_uri.user:
@@ -601,7 +604,9 @@ class SipElement:
                 if decoded is not None:
                     tokens.append(decoded)
             headers = headers.without_first_value("Route")
-        request = Request(request.method, request.uri, headers, request.body)
+            popped = True
+        if popped:
+            request = request.with_headers(headers, "Route", parsed={"Route": tuple(routes)})
         method = request.method
         if tokens:
             out = next((f for f in tokens if not _same_flow(f, flow)), tokens[0])
@@ -781,13 +786,17 @@ def _same_flow(a: Flow, b: Flow) -> bool:
     return a.transport == b.transport and a.remote == b.remote and a.connection == b.connection
 
 
+@functools.lru_cache(maxsize=4096)
 def _canonical_ip(host: str) -> str:
+    """An IP literal in its one spelling, or a name in lower case (cached: the same
+    few addresses and names come with every message)."""
     try:
         return str(ipaddress.ip_address(host))
     except ValueError:
         return host.lower()
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)

@@ -149,16 +149,38 @@ def _lower_canonical(name: str) -> str:
     return canonical_name(name).lower()
 
 
-class Headers:
-    """Header lines in order. Lookups ignore case and accept compact forms."""
+@functools.lru_cache(maxsize=1024)
+def _lower(name: str) -> str:
+    return name.lower()
 
-    __slots__ = ("_keys", "items")
+
+class Headers:
+    """Header lines in order. Lookups ignore case and accept compact forms.
+
+    An index from lower-case canonical name to values is built with the list, so a
+    lookup costs one dict access however many lines there are (an element reads
+    a dozen headers of every message, several times).
+    """
+
+    __slots__ = ("_index", "_keys", "items")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self.items: tuple[tuple[str, str], ...] = tuple(
-            (canonical_name(name), value) for name, value in items
-        )
-        self._keys: tuple[str, ...] = tuple(name.lower() for name, _ in self.items)
+        canonical: list[tuple[str, str]] = []
+        keys: list[str] = []
+        index: dict[str, list[str]] = {}
+        for raw_name, value in items:
+            name = canonical_name(raw_name)
+            key = _lower(name)
+            canonical.append((name, value))
+            keys.append(key)
+            found = index.get(key)
+            if found is None:
+                index[key] = [value]
+            else:
+                found.append(value)
+        self.items: tuple[tuple[str, str], ...] = tuple(canonical)
+        self._keys: tuple[str, ...] = tuple(keys)
+        self._index = index
 
     @staticmethod
     def _key(name: str) -> str:
@@ -171,7 +193,7 @@ class Headers:
         return len(self.items)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._key(name) in self._keys
+        return isinstance(name, str) and self._key(name) in self._index
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Headers) and self.items == other.items
@@ -184,23 +206,24 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The value of the first line named `name`, or None."""
-        key = self._key(name)
-        for item_key, (_, value) in zip(self._keys, self.items, strict=True):
-            if item_key == key:
-                return value
-        return None
+        found = self._index.get(_lower_canonical(name))
+        return None if found is None else found[0]
 
     def get_all(self, name: str) -> list[str]:
         """The value of every line named `name`, in order."""
-        key = self._key(name)
-        return [value for k, (_, value) in zip(self._keys, self.items, strict=True) if k == key]
+        found = self._index.get(_lower_canonical(name))
+        return [] if found is None else list(found)
 
     def values(self, name: str) -> list[str]:
         """Every value of `name`: list headers split at commas, others one per line."""
-        lines = self.get_all(name)
+        found = self._index.get(_lower_canonical(name))
+        if found is None:
+            return []
         if canonical_name(name) not in LIST_HEADERS:
-            return lines
-        return [element for line in lines for element in split_list(line)]
+            return list(found)
+        if len(found) == 1 and "," not in found[0]:
+            return split_list(found[0])  # one element: checked for emptiness all the same
+        return [element for line in found for element in split_list(line)]
 
     def with_added(self, name: str, value: str) -> Headers:
         """A copy with a line appended at the end."""
@@ -233,6 +256,22 @@ class Headers:
     def without(self, name: str) -> Headers:
         key = self._key(name)
         return Headers(item for k, item in zip(self._keys, self.items, strict=True) if k != key)
+
+    def with_first_value(self, name: str, value: str) -> Headers:
+        """A copy where the first element of a list header is `value` instead (a Via
+        stamped with received/rport), on a line of its own above the rest."""
+        key = self._key(name)
+        items = list(self.items)
+        for index, item_key in enumerate(self._keys):
+            if item_key == key:
+                line = items[index][1]
+                rest = split_list(line)[1:] if "," in line else []
+                items[index : index + 1] = [(items[index][0], value)]
+                if rest:
+                    items.insert(index + 1, (items[index][0], ", ".join(rest)))
+                return Headers(items)
+        items.insert(0, (name, value))
+        return Headers(items)
 
     def without_first_value(self, name: str) -> Headers:
         """A copy without the first element of a list header (popping a Route or Via),

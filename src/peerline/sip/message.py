@@ -11,7 +11,8 @@ accessors (`vias`, `from_`, `cseq`, `contacts`...) read them on demand.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 from peerline.sip._syntax import WS, is_token
 from peerline.sip.errors import MalformedMessage
@@ -101,11 +102,13 @@ REASON_PHRASES = {
 
 
 class HeaderFields:
-    """Typed readers shared by requests and responses. Each reads the header lines
-    again, so a message stays a plain immutable value."""
+    """Typed readers shared by requests and responses. Each parses its header once
+    and keeps the result in the message's cache, keyed by header name (a message
+    stays an immutable value: the cache only ever holds what its headers say)."""
 
     __slots__ = ()
     headers: Headers
+    _cache: dict[str, Any]
 
     def _one(self, name: str) -> str:
         value = self.headers.get(name)
@@ -113,24 +116,42 @@ class HeaderFields:
             raise MalformedMessage(f"missing {name} header")
         return value
 
+    def _list(self, name: str) -> tuple[NameAddress, ...]:
+        cache = self._cache
+        found = cache.get(name)
+        if found is None:
+            found = cache[name] = tuple(parse_name_address(v) for v in self.headers.values(name))
+        return cast(tuple[NameAddress, ...], found)
+
     @property
     def vias(self) -> tuple[Via, ...]:
-        return tuple(parse_via(v) for v in self.headers.values("Via"))
+        cache = self._cache
+        found = cache.get("Via")
+        if found is None:
+            found = cache["Via"] = tuple(parse_via(v) for v in self.headers.values("Via"))
+        return cast(tuple[Via, ...], found)
 
     @property
     def top_via(self) -> Via:
-        values = self.headers.values("Via")
-        if not values:
+        vias = self.vias
+        if not vias:
             raise MalformedMessage("missing Via header")
-        return parse_via(values[0])
+        return vias[0]
+
+    def _name_address(self, name: str) -> NameAddress:
+        cache = self._cache
+        found = cache.get(name)
+        if found is None:
+            found = cache[name] = parse_name_address(self._one(name))
+        return cast(NameAddress, found)
 
     @property
     def from_(self) -> NameAddress:
-        return parse_name_address(self._one("From"))
+        return self._name_address("From")
 
     @property
     def to(self) -> NameAddress:
-        return parse_name_address(self._one("To"))
+        return self._name_address("To")
 
     @property
     def call_id(self) -> str:
@@ -138,7 +159,11 @@ class HeaderFields:
 
     @property
     def cseq(self) -> CSeq:
-        return parse_cseq(self._one("CSeq"))
+        cache = self._cache
+        found = cache.get("CSeq")
+        if found is None:
+            found = cache["CSeq"] = parse_cseq(self._one("CSeq"))
+        return cast(CSeq, found)
 
     @property
     def max_forwards(self) -> int | None:
@@ -162,21 +187,25 @@ class HeaderFields:
 
     @property
     def contacts(self) -> tuple[NameAddress, ...]:
-        return tuple(
-            parse_name_address(v) for v in self.headers.values("Contact") if v.strip(WS) != "*"
-        )
+        cache = self._cache
+        found = cache.get("Contact")
+        if found is None:
+            found = cache["Contact"] = tuple(
+                parse_name_address(v) for v in self.headers.values("Contact") if v.strip(WS) != "*"
+            )
+        return cast(tuple[NameAddress, ...], found)
 
     @property
     def routes(self) -> tuple[NameAddress, ...]:
-        return tuple(parse_name_address(v) for v in self.headers.values("Route"))
+        return self._list("Route")
 
     @property
     def record_routes(self) -> tuple[NameAddress, ...]:
-        return tuple(parse_name_address(v) for v in self.headers.values("Record-Route"))
+        return self._list("Record-Route")
 
     @property
     def paths(self) -> tuple[NameAddress, ...]:
-        return tuple(parse_name_address(v) for v in self.headers.values("Path"))
+        return self._list("Path")
 
     @property
     def content_type(self) -> MediaType | None:
@@ -207,16 +236,32 @@ def _encode_head(start_line: str, headers: Headers, body: bytes) -> bytes:
     return text.encode("utf-8", "surrogateescape") + body
 
 
+def _new_cache() -> dict[str, Any]:
+    return {}
+
+
 @dataclass(frozen=True, slots=True)
 class Request(HeaderFields):
     method: str
     uri: Uri
     headers: Headers
     body: bytes = b""
+    _cache: dict[str, Any] = field(default_factory=_new_cache, compare=False, repr=False)
 
     def to_bytes(self) -> bytes:
         """The wire form; Content-Length always states the real body length."""
         return _encode_head(f"{self.method} {self.uri} {SIP_VERSION}", self.headers, self.body)
+
+    def with_headers(
+        self, headers: Headers, *changed: str, parsed: dict[str, Any] | None = None
+    ) -> Request:
+        """The same request with other headers. What was parsed of the headers that
+        did not change (all but `changed`) is kept; `parsed` gives the parsed form
+        of changed ones when the caller has it (a stamped Via, a popped Route)."""
+        cache = {k: v for k, v in self._cache.items() if k not in changed}
+        if parsed:
+            cache.update(parsed)
+        return Request(self.method, self.uri, headers, self.body, cache)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +270,7 @@ class Response(HeaderFields):
     reason: str
     headers: Headers
     body: bytes = b""
+    _cache: dict[str, Any] = field(default_factory=_new_cache, compare=False, repr=False)
 
     @property
     def status_class(self) -> StatusClass:
@@ -268,10 +314,15 @@ class Response(HeaderFields):
         items.extend(extra)
         items.append(("Content-Length", str(len(body))))
         phrase = reason if reason is not None else REASON_PHRASES.get(status, "")
-        return cls(status, phrase, Headers(items), body)
+        cache: dict[str, Any] = {}
+        if isinstance(request, Request):  # the copied lines mean what they meant there
+            cache = {k: v for k, v in request._cache.items() if k in _COPIED}
+        return cls(status, phrase, Headers(items), body, cache)
 
 
 Message = Request | Response
+#: Headers a response copies from its request unchanged (§8.2.6.2; To gets a tag).
+_COPIED = frozenset({"Via", "From", "CSeq"})
 
 
 def error_response(error: MalformedMessage) -> Response | None:
