@@ -17,10 +17,12 @@ from peerline.ice.sdp import Credentials
 from peerline.stun import (
     MAGIC_COOKIE,
     AttributeType,
+    MalformedMessage,
     MessageBuilder,
     MessageClass,
     Method,
     TransportAddress,
+    parse,
     short_term_key,
 )
 from tests.unit.test_ice_agent import A_HOST, B_HOST
@@ -97,7 +99,13 @@ def test_any_binding_request_is_answered_or_dropped_never_raises(
             builder.add(attr_type, value)
     data = builder.encode(integrity_key=key or None, fingerprint=True)
     agent = running_agent()
-    assert agent.receive_datagram(data, B_HOST, SOURCE, 0.01) is Disposition.CONSUMED
+    disposition = agent.receive_datagram(data, B_HOST, SOURCE, 0.01)
+    try:
+        parse(data)
+    except MalformedMessage:  # an extra attribute broke it: not STUN, passed on
+        assert disposition is Disposition.NOT_ICE
+        return
+    assert disposition is Disposition.CONSUMED
     answers = agent.datagrams_to_send(0.01)
     assert len([t for t in answers if t.destination == SOURCE]) <= 2  # an answer, a check
 

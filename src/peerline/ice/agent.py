@@ -18,10 +18,16 @@ until the new one has nominated a pair for every component.
 
 Seam for extensions negotiated by ice-options (the birthday technique for an
 endpoint-independent NAT facing a symmetric one, later): `negotiated_options`
-tells whether both sides advertised the token; the extension then feeds extra,
-unsignalled candidates through `add_local_candidate` (more local ports) and
-`add_remote_candidate` (guessed peer ports), bounded by `max_pairs` and paced
-like any check; what works surfaces as ordinary valid pairs and events.
+tells whether both sides advertised the token; the extension then adds extra
+local candidates (more ports) with `add_local_candidate(..., signalled=False)`
+and guessed peer addresses with `add_remote_candidate(..., signalled=False)`.
+Both are allowed after end-of-candidates (but not once the checklist failed),
+are never signalled, and their pairs start Waiting (no foundation freezing).
+`max_pairs=N` on either call raises this generation's checklist limit to N
+(never lowers it); without it, pairs beyond `IceConfig.max_pairs` are trimmed,
+lowest priority first, and the call returns how many it kept. Give guesses a
+priority below every real candidate so they never push real pairs out. What
+works surfaces as ordinary valid pairs and events.
 """
 
 from __future__ import annotations
@@ -30,7 +36,6 @@ import logging
 import random
 import secrets
 from collections import deque
-from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
@@ -38,11 +43,11 @@ from peerline.ice.candidate import (
     Candidate,
     CandidateType,
     TransportProtocol,
-    compute_foundation,
     peer_reflexive_priority,
 )
 from peerline.ice.checklist import CandidatePair, Checklist, LocalCandidate, PairInfo
 from peerline.ice.config import IceConfig, Nomination, Role
+from peerline.ice.consent import Consent, consent_transaction
 from peerline.ice.errors import IceUsageError
 from peerline.ice.events import (
     CandidatePairSucceeded,
@@ -55,9 +60,9 @@ from peerline.ice.events import (
     RoleChanged,
     SelectedPairChanged,
 )
+from peerline.ice.generation import CheckKind, Generation, PendingCheck
 from peerline.ice.messages import (
     CheckRejected,
-    CheckRequest,
     build_check,
     error_response,
     keepalive_indication,
@@ -88,10 +93,6 @@ from peerline.stun import (
 
 logger = logging.getLogger(__name__)
 
-_CONSENT_TRANSACTION = {"rc": 3, "rm": 4}
-"""A consent request is sent 3 times (0, RTO, 3·RTO) and given up after 4·RTO
-more: with the default RTO it ends at 3.5 s, before the next one (>= 4 s) goes."""
-
 
 class Disposition(Enum):
     """What `receive_datagram` did with a datagram."""
@@ -110,86 +111,6 @@ class Transmit(NamedTuple):
     data: bytes
     base: TransportAddress
     destination: TransportAddress
-
-
-class _Kind(Enum):
-    CONNECTIVITY = "connectivity"
-    CONSENT = "consent"
-
-
-@dataclass(slots=True, eq=False)
-class _Check:
-    """One outstanding Binding request and what it claimed, to judge its answer."""
-
-    kind: _Kind
-    generation: _Generation
-    pair: CandidatePair
-    transaction: ClientTransaction
-    key: bytes
-    role: Role
-    priority: int
-    use_candidate: bool
-    started_at: float
-    cancelled: bool = False
-    """Superseded by a triggered check (RFC 8445 §7.3.1.4) or a nomination: no
-    retransmissions, a timeout means nothing, only a success still counts."""
-
-
-@dataclass(slots=True, eq=False)
-class _Selection:
-    """The pair application data uses for one component, and its consent."""
-
-    generation: _Generation
-    pair: CandidatePair
-    consent_until: float
-    next_check_at: float
-
-
-class _Generation:
-    """One ICE session: a credential set on each side, its candidates and checklist."""
-
-    def __init__(
-        self,
-        number: int,
-        local: Credentials,
-        gathered: list[LocalCandidate],
-        checklist: Checklist,
-    ) -> None:
-        self.number = number
-        self.local = local
-        self.remote: Credentials | None = None
-        self.remote_options: frozenset[str] = frozenset()
-        self.local_candidates = list(gathered)
-        self.remote_candidates: list[Candidate] = []
-        self.learned = 0
-        """How many of `remote_candidates` were learned from checks (peer-reflexive)."""
-        self.local_done = False
-        self.remote_done = False
-        self.unsignalled: set[LocalCandidate] = set()
-        self.checklist = checklist
-        self.first_valid_at: dict[int, float] = {}
-        self.nominating: dict[int, CandidatePair] = {}
-
-    def local_at(self, base: TransportAddress) -> LocalCandidate | None:
-        """The host or relayed candidate whose address is this base."""
-        for local in self.local_candidates:
-            if local.base == base and local.candidate.address == base:
-                return local
-        return None
-
-    def local_matching(
-        self, address: TransportAddress, base: TransportAddress
-    ) -> LocalCandidate | None:
-        for local in self.local_candidates:
-            if local.candidate.address == address and local.base == base:
-                return local
-        return None
-
-    def remote_at(self, address: TransportAddress, component: int) -> Candidate | None:
-        for remote in self.remote_candidates:
-            if remote.address == address and remote.component == component:
-                return remote
-        return None
 
 
 class Agent:
@@ -221,24 +142,24 @@ class Agent:
         self._log = logging.LoggerAdapter(logger, {"ice": name})
         self._gathered: list[LocalCandidate] = []
         self._generations = [self._generation(0, credentials or Credentials.generate())]
-        self._checks: dict[bytes, _Check] = {}
-        self._selected: dict[int, _Selection] = {}
+        self._checks: dict[bytes, PendingCheck] = {}
+        self._consent = Consent(self._config, self._rng)
         self._outbox: list[Transmit] = []
         self._events: deque[Event] = deque()
         self._last_check_at: float | None = None
         self._now = 0.0
         self._closed = False
 
-    def _generation(self, number: int, local: Credentials) -> _Generation:
+    def _generation(self, number: int, local: Credentials) -> Generation:
         checklist = Checklist(
             self._components,
             controlling=self._role is Role.CONTROLLING,
             max_pairs=self._config.max_pairs,
         )
-        return _Generation(number, local, self._gathered, checklist)
+        return Generation(number, local, self._gathered, checklist)
 
     @property
-    def _current(self) -> _Generation:
+    def _current(self) -> Generation:
         return self._generations[-1]
 
     # -- what the caller reads ----------------------------------------------------------
@@ -291,7 +212,7 @@ class Agent:
     def selected_pair(self, component: int = 1) -> PairInfo | None:
         """Where application data for `component` goes now, or None (not yet
         nominated, or consent lost)."""
-        selection = self._selected.get(component)
+        selection = self._consent.selected.get(component)
         return None if selection is None else selection.pair.info()
 
     def pairs(self) -> list[PairInfo]:
@@ -301,7 +222,7 @@ class Agent:
     def selected_types(self, component: int = 1) -> tuple[CandidateType, CandidateType] | None:
         """The (local, remote) candidate types of the selected pair, for reports of
         which path was chosen (host, srflx, prflx or relay on each side)."""
-        selection = self._selected.get(component)
+        selection = self._consent.selected.get(component)
         if selection is None:
             return None
         return selection.pair.local.type, selection.pair.remote.type
@@ -431,7 +352,7 @@ class Agent:
         self._by_remote_ufrag(ufrag).remote_done = True
         self._check_failed()
 
-    def _by_remote_ufrag(self, ufrag: str | None) -> _Generation:
+    def _by_remote_ufrag(self, ufrag: str | None) -> Generation:
         if ufrag is None:
             return self._current
         for generation in reversed(self._generations):
@@ -445,12 +366,12 @@ class Agent:
         generation nominates one."""
         return self._start_generation(by_peer=False).local
 
-    def _start_generation(self, *, by_peer: bool) -> _Generation:
+    def _start_generation(self, *, by_peer: bool) -> Generation:
         previous = self._current
         for tid, check in list(self._checks.items()):
-            if check.generation is previous and check.kind is _Kind.CONNECTIVITY:
+            if check.generation is previous and check.kind is CheckKind.CONNECTIVITY:
                 del self._checks[tid]
-        owners = {selection.generation for selection in self._selected.values()}
+        owners = {selection.generation for selection in self._consent.selected.values()}
         self._generations = [g for g in self._generations if g in owners]
         generation = self._generation(previous.number + 1, Credentials.generate())
         self._generations.append(generation)
@@ -466,7 +387,7 @@ class Agent:
         """Stop: no more checks, consent or timers; every datagram is passed on."""
         self._closed = True
         self._checks.clear()
-        self._selected.clear()
+        self._consent.selected.clear()
         self._outbox.clear()
 
     # -- datagrams in ---------------------------------------------------------------------
@@ -508,7 +429,7 @@ class Agent:
             return None
         return generation.local.pwd
 
-    def _by_local_ufrag(self, ufrag: str) -> _Generation | None:
+    def _by_local_ufrag(self, ufrag: str) -> Generation | None:
         return next((g for g in self._generations if g.local.ufrag == ufrag), None)
 
     def _on_request(
@@ -550,7 +471,7 @@ class Agent:
                     # a nomination is still followed: the peer has a valid pair there
                     self._log.debug("not learning %s: too many peer-reflexive", source)
                     return
-                remote = self._peer_reflexive_remote(generation, source, component, request)
+                remote = generation.peer_reflexive_remote(source, component, request.priority)
             pair = checklist.add_triggered_pair(local, remote)
             if pair is None:
                 self._log.debug("checklist full: no pair for the check from %s", source)
@@ -596,28 +517,9 @@ class Agent:
                 pair.nominate_on_success = False
         self._events.append(RoleChanged(role=role))
 
-    def _peer_reflexive_remote(
-        self,
-        generation: _Generation,
-        source: TransportAddress,
-        component: int,
-        request: CheckRequest,
-    ) -> Candidate:
-        """RFC 8445 §7.3.1.3: a request from an unknown address is a peer-reflexive
-        candidate of the peer, with the priority the request carried."""
-        taken = {c.foundation for c in generation.remote_candidates}
-        foundation = next(f"prflx{n}" for n in range(len(taken) + 1) if f"prflx{n}" not in taken)
-        return Candidate(
-            foundation=foundation,
-            component=component,
-            priority=request.priority,
-            address=source,
-            type=CandidateType.PEER_REFLEXIVE,
-        )
-
     def _on_answer(
         self,
-        check: _Check,
+        check: PendingCheck,
         message: Message,
         base: TransportAddress,
         source: TransportAddress,
@@ -631,7 +533,7 @@ class Agent:
         self._checks.pop(message.transaction_id, None)
         result = check.transaction.result
         symmetric = source == check.pair.remote.address and base == check.pair.base
-        if check.kind is _Kind.CONSENT:
+        if check.kind is CheckKind.CONSENT:
             self._on_consent_answer(check, result, symmetric=symmetric)
             return
         answer = result.message if isinstance(result, ResponseReceived) else None
@@ -655,32 +557,25 @@ class Agent:
                 return
         self._fail(check)
 
-    def _on_role_conflict_answer(self, check: _Check) -> None:
+    def _on_role_conflict_answer(self, check: PendingCheck) -> None:
         """RFC 8445 §7.2.5.1: take the other role (unless already done) and check again."""
         if self._role is check.role:
             other = Role.CONTROLLED if check.role is Role.CONTROLLING else Role.CONTROLLING
             self._switch_role(other)
         check.generation.checklist.retry(check.pair)
 
-    def _on_success(self, check: _Check, mapped: TransportAddress, now: float) -> None:
+    def _on_success(self, check: PendingCheck, mapped: TransportAddress, now: float) -> None:
         """RFC 8445 §7.2.5.3: discover a peer-reflexive local candidate, build the
         valid pair, update states, and nominate when the check said so."""
         generation, pair = check.generation, check.pair
         checklist = generation.checklist
         local = generation.local_matching(mapped, pair.base)
         if local is None:
-            prflx = Candidate(
-                foundation=compute_foundation(CandidateType.PEER_REFLEXIVE, pair.base.ip),
-                component=pair.component,
-                priority=check.priority,
-                address=mapped,
-                type=CandidateType.PEER_REFLEXIVE,
-                related_address=pair.base,
-            )
-            local = LocalCandidate(prflx, pair.base)
-            generation.local_candidates.append(local)
+            local = generation.learn_local(mapped, pair, check.priority)
             self._events.append(
-                NewPeerReflexiveCandidate(candidate=prflx, local=True, generation=generation.number)
+                NewPeerReflexiveCandidate(
+                    candidate=local.candidate, local=True, generation=generation.number
+                )
             )
         if local.candidate.address == pair.local.address:
             valid = pair
@@ -709,7 +604,7 @@ class Agent:
         if nominate and generation.checklist.state is not ChecklistState.FAILED:
             self._nominate(generation, valid)
 
-    def _fail(self, check: _Check) -> None:
+    def _fail(self, check: PendingCheck) -> None:
         """The check timed out, was refused, or was answered from elsewhere (§7.2.5.2)."""
         generation, pair = check.generation, check.pair
         if pair.state in (PairState.IN_PROGRESS, PairState.SUCCEEDED):
@@ -721,14 +616,14 @@ class Agent:
                 generation.checklist.invalidate(pair.valid_pair)
         self._check_failed()
 
-    def _cancel_checks(self, pair: CandidatePair, keep: _Check | None = None) -> None:
+    def _cancel_checks(self, pair: CandidatePair, keep: PendingCheck | None = None) -> None:
         for check in self._checks.values():
-            if check.pair is pair and check is not keep and check.kind is _Kind.CONNECTIVITY:
+            if check.pair is pair and check is not keep and check.kind is CheckKind.CONNECTIVITY:
                 check.cancelled = True
 
     # -- nomination and selection (RFC 8445 §8) --------------------------------------------
 
-    def _nominate(self, generation: _Generation, valid: CandidatePair) -> None:
+    def _nominate(self, generation: Generation, valid: CandidatePair) -> None:
         checklist = generation.checklist
         for slower in checklist.nominate(valid):
             self._cancel_checks(slower)
@@ -741,20 +636,14 @@ class Agent:
             if generation is self._current:
                 self._retire_older_generations()
 
-    def _select(self, generation: _Generation, component: int) -> None:
+    def _select(self, generation: Generation, component: int) -> None:
         pair = generation.checklist.selected(component)
-        current = self._selected.get(component)
+        current = self._consent.selected.get(component)
         if pair is None or (current is not None and current.pair is pair):
             return
         if current is not None and current.generation.number > generation.number:
             return
-        confirmed = self._now if pair.confirmed_at is None else pair.confirmed_at
-        self._selected[component] = _Selection(
-            generation=generation,
-            pair=pair,
-            consent_until=confirmed + self._config.consent_timeout,
-            next_check_at=self._now + self._consent_interval(),
-        )
+        self._consent.select(generation, pair, self._now)
         self._events.append(SelectedPairChanged(pair=pair.info(), generation=generation.number))
 
     def _retire_older_generations(self) -> None:
@@ -764,7 +653,7 @@ class Agent:
                 del self._checks[tid]
         self._generations = [current]
 
-    def _nomination_due(self, generation: _Generation) -> dict[int, float]:
+    def _nomination_due(self, generation: Generation) -> dict[int, float]:
         """Regular nomination (§8.1.1): per component without a nomination under
         way, when to nominate its best valid pair."""
         checklist = generation.checklist
@@ -792,19 +681,14 @@ class Agent:
         for component, when in self._nomination_due(generation).items():
             if now < when:
                 continue
-            best = generation.checklist.best_valid(component)
-            source = next(
-                (
-                    p
-                    for p in generation.checklist.pairs
-                    if best is not None and p.valid_pair is best
-                ),
-                None,
-            )
-            if source is None:
-                continue
-            generation.nominating[component] = source
-            generation.checklist.trigger(source, nominate=True)
+            checklist = generation.checklist
+            best = checklist.best_valid(component)
+            source = None if best is None else checklist.source_of(best)
+            if best is not None and source is None:
+                checklist.invalidate(best)  # nothing to check it again with
+            elif source is not None:
+                generation.nominating[component] = source
+                checklist.trigger(source, nominate=True)
 
     # -- time -------------------------------------------------------------------------------
 
@@ -821,14 +705,14 @@ class Agent:
             check.transaction.handle_timer(now)
             if check.transaction.result is not None:
                 del self._checks[tid]
-                if check.kind is _Kind.CONNECTIVITY and not check.cancelled:
+                if check.kind is CheckKind.CONNECTIVITY and not check.cancelled:
                     self._fail(check)
         self._nominate_when_due(now)
         generation = self._current
         if self._can_check(generation) and now >= self._next_pace_at():
             pair = generation.checklist.next_check()
             if pair is not None:
-                self._send_check(generation, pair, now, _Kind.CONNECTIVITY)
+                self._send_check(generation, pair, now, CheckKind.CONNECTIVITY)
                 self._last_check_at = now
         self._run_consent(now)
         self._check_failed()
@@ -846,10 +730,7 @@ class Agent:
         if self._can_check(generation) and generation.checklist.has_work():
             deadlines.append(self._next_pace_at())
         deadlines.extend(self._nomination_due(generation).values())
-        for selection in self._selected.values():
-            deadlines.append(selection.next_check_at)
-            if self._config.consent_freshness:
-                deadlines.append(selection.consent_until)
+        deadlines.extend(self._consent.deadlines())
         return min(deadlines, default=None)
 
     def datagrams_to_send(self, now: float) -> list[Transmit]:
@@ -862,7 +743,7 @@ class Agent:
                     out.append(Transmit(data, check.pair.base, check.pair.remote.address))
         return out
 
-    def _can_check(self, generation: _Generation) -> bool:
+    def _can_check(self, generation: Generation) -> bool:
         return generation.remote is not None and generation.checklist.state is not (
             ChecklistState.FAILED
         )
@@ -874,12 +755,12 @@ class Agent:
         return self._last_check_at + self._config.ta
 
     def _send_check(
-        self, generation: _Generation, pair: CandidatePair, now: float, kind: _Kind
+        self, generation: Generation, pair: CandidatePair, now: float, kind: CheckKind
     ) -> None:
         remote = generation.remote
         assert remote is not None  # _can_check and _select guarantee it
         use_candidate = (
-            kind is _Kind.CONNECTIVITY
+            kind is CheckKind.CONNECTIVITY
             and self._role is Role.CONTROLLING
             and (self._config.nomination is Nomination.AGGRESSIVE or pair.nominate_on_success)
         )
@@ -893,15 +774,15 @@ class Agent:
             tie_breaker=self._tie_breaker,
             use_candidate=use_candidate,
         )
-        if kind is _Kind.CONSENT:
-            timers = TransactionConfig(rto=self._config.check_rto, **_CONSENT_TRANSACTION)
+        if kind is CheckKind.CONSENT:
+            timers = consent_transaction(self._config)
         else:
             checklist = generation.checklist
             busy = checklist.count(PairState.WAITING, PairState.IN_PROGRESS)
             rto = max(self._config.check_rto, self._config.ta * busy)  # RFC 8445 §14.3
             timers = TransactionConfig(rto=rto, rc=self._config.check_rc, rm=self._config.check_rm)
         transaction = ClientTransaction(request, transport=Transport.UDP, now=now, config=timers)
-        self._checks[transaction.transaction_id] = _Check(
+        self._checks[transaction.transaction_id] = PendingCheck(
             kind=kind,
             generation=generation,
             pair=pair,
@@ -915,49 +796,32 @@ class Agent:
 
     # -- consent (RFC 7675) and keepalives (RFC 8445 §11) -----------------------------------
 
-    def _consent_interval(self) -> float:
-        if not self._config.consent_freshness:
-            return self._config.keepalive_interval
-        return self._config.consent_interval * self._rng.uniform(0.8, 1.2)
-
     def _run_consent(self, now: float) -> None:
-        for component, selection in list(self._selected.items()):
+        lost, probe = self._consent.due(now)
+        for selection in lost:
+            for check in self._checks.values():
+                if check.pair is selection.pair:
+                    check.cancelled = True
+            self._events.append(
+                ConsentLost(pair=selection.pair.info(), generation=selection.generation.number)
+            )
+        for selection in probe:
             pair = selection.pair
-            if self._config.consent_freshness and now >= selection.consent_until:
-                del self._selected[component]
-                for check in self._checks.values():
-                    if check.pair is pair:
-                        check.cancelled = True
-                self._events.append(
-                    ConsentLost(pair=pair.info(), generation=selection.generation.number)
-                )
-                continue
-            if now < selection.next_check_at:
-                continue
-            selection.next_check_at = now + self._consent_interval()
             if self._config.consent_freshness:
-                self._send_consent(selection, now)
+                self._send_check(selection.generation, pair, now, CheckKind.CONSENT)
             else:
                 self._outbox.append(
                     Transmit(keepalive_indication(), pair.base, pair.remote.address)
                 )
 
-    def _send_consent(self, selection: _Selection, now: float) -> None:
-        self._send_check(selection.generation, selection.pair, now, _Kind.CONSENT)
-
     def _on_consent_answer(
-        self, check: _Check, result: TransactionResult | None, *, symmetric: bool
+        self, check: PendingCheck, result: TransactionResult | None, *, symmetric: bool
     ) -> None:
-        """RFC 7675 §5.1: a valid answer grants consent for the consent timeout,
-        counted from when its request was sent."""
+        """RFC 7675 §5.1: a valid, symmetric success grants consent."""
         if not symmetric or not isinstance(result, ResponseReceived):
             return
-        if result.message.message_class is not MessageClass.SUCCESS:
-            return
-        selection = self._selected.get(check.pair.component)
-        if selection is not None and selection.pair is check.pair:
-            until = check.started_at + self._config.consent_timeout
-            selection.consent_until = max(selection.consent_until, until)
+        if result.message.message_class is MessageClass.SUCCESS:
+            self._consent.granted(check.pair, check.started_at)
 
     # -- failure ----------------------------------------------------------------------------
 

@@ -416,6 +416,11 @@ class Checklist:
         self.valid.sort(key=lambda p: p.priority, reverse=True)
         return pair
 
+    def source_of(self, valid: CandidatePair) -> CandidatePair | None:
+        """The listed pair whose check produced `valid` (to check it again with
+        USE-CANDIDATE, §8.1.1), or None."""
+        return next((p for p in self.pairs if p.valid_pair is valid), None)
+
     def invalidate(self, pair: CandidatePair) -> None:
         """A valid pair whose path broke (its nomination check failed) leaves the list."""
         if pair in self.valid:
