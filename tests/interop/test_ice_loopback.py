@@ -6,6 +6,8 @@ Every datagram stays on 127.0.0.1: host sockets are bound on `lo` only.
 
 import asyncio
 import contextlib
+import random
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -337,3 +339,24 @@ async def test_bad_remote_description_is_one_clear_error() -> None:
     async with two_peers(LOOPBACK) as (a, _):
         with pytest.raises(BadDescription, match="line 2"):
             a.ice.set_remote_description("a=ice-ufrag:abcd\na=candidate:garbage\n")
+
+
+async def test_garbage_from_a_stranger_is_dropped_and_the_path_goes_on() -> None:
+    """Random bytes, fake ChannelData, STUN-looking junk and QUIC-looking bytes from an
+    address ICE never learned reach neither the agent's state nor the listener."""
+    rng = random.Random(4)
+    async with two_peers(LOOPBACK) as (a, b):
+        await connect(a, b)
+        target = a.ice.local_candidates[0].address
+        junk = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))) for _ in range(300)]
+        junk += [b"\x40\x00\x00\x04abcd", b"\x00\x01\x00\x00\x21\x12\xa4\x42" + bytes(12)]
+        junk += [b"\x41" + bytes(40)] * 10
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+            stranger.bind(("127.0.0.1", 0))
+            for index, data in enumerate(junk):
+                stranger.sendto(data, target)
+                if index % 20 == 19:  # let it be read: a full socket buffer drops anything
+                    await asyncio.sleep(0.01)
+        await ping_pong(a, b)
+        assert a.listener.received.empty()  # none of the junk was delivered
+        assert a.ice.describe() is not None
