@@ -119,6 +119,7 @@ async def test_host_candidates_connect_and_carry_datagrams_both_ways() -> None:
         await ping_pong(a, b)
         assert a.listener.changes[0] == info_a
         assert b.listener.changes[0] == info_b
+    assert asyncio.all_tasks() == {asyncio.current_task()}  # close() left no task behind
 
 
 async def test_ipv4_and_ipv6_host_candidates_in_a_port_range() -> None:
@@ -241,6 +242,7 @@ async def connect_relayed(
             figures = server.metrics()
             assert figures["peerline_turn_allocations"] == 2
             assert figures["peerline_turn_channels"] == 2
+    assert asyncio.all_tasks() == {asyncio.current_task()}
     if server is not None:
         assert server.metrics()["peerline_turn_allocations"] == 0
 
