@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from peerline.lab import builtin, delayline, netns, shaping
+from peerline.lab import builder, builtin
 from peerline.lab.lab import Lab, teardown
 from peerline.lab.profiles import LinkShape
 
@@ -105,35 +105,18 @@ class Result:
     mbit_s: float
     loss_pct: float
     cpu: dict[str, float]
-    queues: dict[str, tuple[int, int, int]]
+    queues: dict[str, builder.QueueCounters | None]
 
 
 def delay_lines(lab: Lab) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for host in lab.hosts:
-        for pid in netns.pids(lab.namespace(host)):
-            try:
-                command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if delayline.__name__.encode() in command:
-                found[host] = pid
-    return found
+    """One delay-line pid per host that has one."""
+    found = {host: builder.delay_line_pids(lab.namespace(host)) for host in lab.hosts}
+    return {host: pids[0] for host, pids in found.items() if pids}
 
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def queue_counts(lab: Lab, host: str) -> tuple[int, int, int]:
-    """The delay queue's (packets queued so far, dropped: queue full, dropped: socket full)."""
-    table = lab.run(host, ["cat", "/proc/net/netfilter/nfnetlink_queue"], check=True).stdout
-    for line in table.splitlines():
-        fields = line.split()
-        if fields and int(fields[0]) == shaping.DELAY_QUEUE:
-            return int(fields[7]), int(fields[5]), int(fields[6])
-    return (-1, -1, -1)
 
 
 def transfer(lab: Lab, transport: str, size: int, pace: float) -> tuple[float, float]:
@@ -179,7 +162,7 @@ def run(delay: float, rate: float, transport: str, size: int, pace: float) -> Re
         mbit_s, loss = transfer(lab, transport, size, pace)
         elapsed = time.monotonic() - start
         cpu = {host: (cpu_seconds(pid) - before[host]) / elapsed for host, pid in lines.items()}
-        queues = {host: queue_counts(lab, host) for host in lines}
+        queues = {host: builder.delay_queue(lab.namespace(host)) for host in lines}
     return Result(mbit_s, loss, cpu, queues)
 
 
@@ -207,7 +190,10 @@ def main() -> int:
                     best[delay] = result
             result = best[delay]
             cpu = ", ".join(f"{host} {share:.0%}" for host, share in result.cpu.items())
-            queues = ", ".join(f"{host} {q[0]}/{q[1]}/{q[2]}" for host, q in result.queues.items())
+            queues = ", ".join(
+                f"{host} {q.queued}/{q.dropped_full}/{q.dropped_socket}" if q else f"{host} none"
+                for host, q in result.queues.items()
+            )
             print(
                 f"  {transport}  delay {delay:>4g} ms: {result.mbit_s:7.1f} Mbit/s, "
                 f"lost {result.loss_pct:.2f} %"

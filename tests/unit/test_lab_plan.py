@@ -7,11 +7,12 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from peerline.lab import builtin
+from peerline.lab import builder, builtin
 from peerline.lab.builder import network_namespace, plan
 from peerline.lab.nftables import loss_ruleset, nat_ruleset
 from peerline.lab.profiles import LinkShape, parse_nat
 from peerline.lab.shaping import delay_line_argv, qdisc_lines
+from peerline.lab.tools import LabError
 
 PUBLIC = IPv4Address("203.0.113.10")
 
@@ -172,3 +173,16 @@ def test_delay_line_command() -> None:
         "--delay-ms",
         "12.5",
     ]
+
+
+def test_delay_without_iptables_is_one_clear_line_before_anything_is_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def must_not_build(names: object) -> None:
+        raise AssertionError("a namespace was created")
+
+    monkeypatch.setattr(builder.shutil, "which", lambda name: None)
+    monkeypatch.setattr(builder.netns, "add", must_not_build)
+    delayed = builtin.pair().with_access_links(LinkShape(delay_ms=5))
+    with pytest.raises(LabError, match=r"--delay needs iptables \(Debian package iptables\)"):
+        builder.build(delayed, "pl-")

@@ -238,6 +238,42 @@ def _await_ready(
     raise tools.LabError(f"the delay line in {namespace} did not start: {reason}")
 
 
+@dataclass(frozen=True, slots=True)
+class QueueCounters:
+    """What the kernel counted on a delay line's queue since it was bound."""
+
+    #: Packets queued so far (the queue's last packet id).
+    queued: int
+    #: Dropped because the queue was full (`--maxlen` packets waiting).
+    dropped_full: int
+    #: Dropped because the delay line's socket buffer was full.
+    dropped_socket: int
+
+
+def delay_queue(namespace: str) -> QueueCounters | None:
+    """The counters of the delay line's queue in `namespace`; None if none is bound."""
+    table = tools.run(
+        ["ip", "netns", "exec", namespace, "cat", "/proc/net/netfilter/nfnetlink_queue"],
+        what=f"reading the netfilter queues of {namespace}",
+    )
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) >= 8 and fields[0] == str(shaping.DELAY_QUEUE):
+            return QueueCounters(int(fields[7]), int(fields[5]), int(fields[6]))
+    return None
+
+
+def delay_line_pids(namespace: str) -> list[int]:
+    """The delay-line processes running in `namespace`."""
+    found = []
+    for pid in netns.pids(namespace):
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if delayline.__name__.encode() in argv:
+                found.append(pid)
+    return found
+
+
 def teardown(prefix: str) -> list[str]:
     """Remove every namespace named `prefix...` after ending the processes in them;
     idempotent, and it also clears what a killed earlier run left. Returns the names."""
