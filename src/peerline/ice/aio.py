@@ -454,6 +454,8 @@ class IceTransport:
             self._deliver(data, relayed, peer, self._loop.time())
 
     def _deliver(self, data: bytes, base: Address, source: Address, now: float) -> None:
+        if self._closed:
+            return  # only the allocations' goodbyes still matter, and they went to them
         if self._agent.receive_datagram(data, base, source, now) is Disposition.CONSUMED:
             self._service()
             return
