@@ -129,7 +129,9 @@ class DelayLineConfig:
         if not 0 <= self.queue <= 0xFFFF:
             raise UsageError(f"queue must be 0-65535, not {self.queue}")
         if not 0 < self.delay_s <= 60.0:
-            raise UsageError(f"delay must be above 0 and at most 60000 ms, not {self.delay_s:g} s")
+            raise UsageError(
+                f"delay must be above 0 and at most 60000 ms, not {self.delay_s * 1000:g} ms"
+            )
         if not 1 <= self.maxlen <= 10_000_000:
             raise UsageError(f"maxlen must be 1-10000000, not {self.maxlen}")
 
@@ -263,13 +265,15 @@ class NetfilterQueue:
         self.config = config
         self._sequence = 0
         self._buffer = bytearray(65536)
-        self.overflows = 0
         try:
             self._socket = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
         except OSError as error:
             raise DelayLineError(f"cannot open a netfilter netlink socket: {error}") from None
         try:
             self._bind()
+        except OSError as error:
+            self._socket.close()
+            raise DelayLineError(f"binding netfilter queue {config.queue}: {error}") from None
         except BaseException:
             self._socket.close()
             raise
@@ -285,14 +289,19 @@ class NetfilterQueue:
         sock.send(bind_message(self.config, sequence))
         sock.settimeout(5.0)
         try:
-            for _ in range(64):  # packets may already be queued ahead of the answer
+            for _ in range(64):  # bounded; the lab adds its rules only once we are bound
                 size = sock.recv_into(self._buffer)
                 for item in parse(self._buffer, size):
                     if isinstance(item, Acknowledgement) and item.sequence == sequence:
                         if item.error:
+                            hint = (
+                                " (another process has bound it, or we lack CAP_NET_ADMIN)"
+                                if -item.error == errno.EPERM
+                                else ""
+                            )
                             raise DelayLineError(
                                 f"cannot bind netfilter queue {self.config.queue}: "
-                                f"{os.strerror(-item.error)}"
+                                f"{os.strerror(-item.error)}{hint}"
                             )
                         sock.setblocking(False)
                         return
@@ -321,8 +330,8 @@ class NetfilterQueue:
             except OSError as error:
                 if error.errno != errno.ENOBUFS:
                     raise DelayLineError(f"reading queue {self.config.queue}: {error}") from None
-                # Our buffer overflowed: the kernel dropped those packets (fail-closed).
-                self.overflows += 1
+                # Our buffer overflowed: the kernel dropped those packets (fail-closed)
+                # and counts them (user_dropped in /proc/net/netfilter/nfnetlink_queue).
                 continue
             now = clock()
             for item in parse(buffer, size):
