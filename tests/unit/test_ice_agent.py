@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from peerline.ice.agent import Agent
-from peerline.ice.candidate import CandidateType
+from peerline.ice.candidate import Candidate, CandidateType
 from peerline.ice.config import IceConfig, Nomination, Role
 from peerline.ice.events import (
     CandidatePairSucceeded,
@@ -312,3 +314,75 @@ def test_both_controlled_the_receiver_takes_control_silently() -> None:
     assert b.of_type(RoleChanged) == [RoleChanged(role=Role.CONTROLLING)]
     assert not a.of_type(RoleChanged)
     same_selection(a, b)
+
+
+# -- components, loss and delay -------------------------------------------------------------
+
+
+def test_two_components_complete_only_when_both_are_nominated() -> None:
+    net = Network()
+    a = net.add(
+        "a",
+        Agent(role=Role.CONTROLLING, components=2, tie_breaker=2, name="a"),
+        [A_HOST, A_HOST2],
+    )
+    b = net.add(
+        "b",
+        Agent(role=Role.CONTROLLED, components=2, tie_breaker=1, name="b"),
+        [B_HOST, B_HOST2],
+    )
+    for host in (a, b):
+        first, second = host.addresses
+        host.agent.add_local_candidate(Candidate.host(first, component=1))
+        host.agent.add_local_candidate(Candidate.host(second, component=2))
+        host.agent.end_of_local_candidates()
+    net.taps.append(lambda p: net.now >= 1.0 or A_HOST2 not in (p.source, p.destination))
+    signal(a, b)
+    signal(b, a)
+    assert net.run_until(lambda: bool(a.of_type(SelectedPairChanged)), 1.0)
+    assert not a.of_type(Completed)  # component 2 is still held back
+    assert net.run_until(lambda: completed(a, b), 10.0)
+    for component, (mine, theirs) in {1: (A_HOST, B_HOST), 2: (A_HOST2, B_HOST2)}.items():
+        pa, pb = a.agent.selected_pair(component), b.agent.selected_pair(component)
+        assert pa is not None
+        assert pb is not None
+        assert (pa.base, pa.destination) == (mine, theirs)
+        assert (pb.base, pb.destination) == (theirs, mine)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lossy_slow_network_still_connects_through_nats(seed: int) -> None:
+    """20 % loss each way and 300 ms RTT (more than the first RTO), an
+    address-restricted cone facing a symmetric NAT."""
+    net = Network(delay=0.15, loss=0.2, seed=seed)
+    a, b = two_hosts(
+        net,
+        a_nat=Nat("203.0.113.1", filtering=Filtering.ADDRESS_DEPENDENT),
+        b_nat=Nat("203.0.113.2", mapping=Mapping.ADDRESS_AND_PORT_DEPENDENT, first_port=41000),
+    )
+    connect(net, a, b)
+    assert net.run_until(lambda: completed(a, b), 60.0)
+    same_selection(a, b)
+
+
+def test_a_signalled_candidate_replaces_the_peer_reflexive_one_learned_first() -> None:
+    """b's check beats b's candidates to a: a learns b's address as prflx; when the
+    signalled host candidate comes, the pair takes its type and priority, and both
+    agents agree on the pair's priority (RFC 8445 §6.1.2.3)."""
+    net = Network()
+    a, b = two_hosts(net)
+    net.gather(a)
+    net.gather(b)
+    signal(a, b)
+    creds = b.agent.local_credentials
+    a.agent.set_remote_credentials(creds.ufrag, creds.pwd, options=b.agent.config.ice_options)
+    assert net.run_until(lambda: bool(a.of_type(NewPeerReflexiveCandidate)), 1.0)
+    assert [c.type for c in a.agent.remote_candidates] == [CandidateType.PEER_REFLEXIVE]
+    signal(b, a)
+    assert [c.type for c in a.agent.remote_candidates] == [CandidateType.HOST]
+    assert net.run_until(lambda: completed(a, b), 5.0)
+    assert a.agent.selected_types() == (CandidateType.HOST, CandidateType.HOST)
+    pa, pb = a.agent.selected_pair(), b.agent.selected_pair()
+    assert pa is not None
+    assert pb is not None
+    assert pa.priority == pb.priority

@@ -45,7 +45,13 @@ from peerline.ice.candidate import (
     TransportProtocol,
     peer_reflexive_priority,
 )
-from peerline.ice.checklist import CandidatePair, Checklist, LocalCandidate, PairInfo
+from peerline.ice.checklist import (
+    MAX_REVIVALS,
+    CandidatePair,
+    Checklist,
+    LocalCandidate,
+    PairInfo,
+)
 from peerline.ice.config import IceConfig, Nomination, Role
 from peerline.ice.consent import Consent, consent_transaction
 from peerline.ice.errors import IceUsageError
@@ -484,6 +490,8 @@ class Agent:
                         candidate=remote, local=False, generation=generation.number
                     )
                 )
+        if pair.state is PairState.FAILED and pair.revivals >= MAX_REVIVALS and not use_candidate:
+            return  # answered, not revived again (see MAX_REVIVALS)
         if pair.state is not PairState.SUCCEEDED:
             if pair.state is PairState.IN_PROGRESS:
                 self._cancel_checks(pair)
@@ -590,7 +598,7 @@ class Agent:
         pair.apply(PairInput.SUCCESS)
         valid = checklist.add_valid(valid)
         pair.valid_pair = valid
-        pair.confirmed_at = valid.confirmed_at = check.started_at
+        pair.confirmed_at = valid.confirmed_at = check.last_sent_at
         checklist.unfreeze_foundation(pair.foundation)
         self._cancel_checks(pair, keep=check)
         generation.first_valid_at.setdefault(pair.component, now)
@@ -740,6 +748,7 @@ class Agent:
         for check in self._checks.values():
             for data in check.transaction.datagrams_to_send(now):
                 if not check.cancelled:
+                    check.last_sent_at = now
                     out.append(Transmit(data, check.pair.base, check.pair.remote.address))
         return out
 
@@ -821,7 +830,7 @@ class Agent:
         if not symmetric or not isinstance(result, ResponseReceived):
             return
         if result.message.message_class is MessageClass.SUCCESS:
-            self._consent.granted(check.pair, check.started_at)
+            self._consent.granted(check.pair, check.last_sent_at or check.started_at)
 
     # -- failure ----------------------------------------------------------------------------
 

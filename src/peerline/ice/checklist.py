@@ -26,6 +26,13 @@ from peerline.stun import TransportAddress
 DEFAULT_MAX_PAIRS = 100
 """RFC 8445 §6.1.2.5: a checklist is limited to 100 pairs unless configured."""
 
+MAX_REVIVALS = 3
+"""How often the peer's checks may bring one Failed pair back to Waiting
+(§7.3.1.4 says every time). Two NATs that map per destination answer each
+check from a new port, so each side's check fails and revives the other's
+pair, round and round for ever; a few revivals cover the legitimate case (our
+check failed before the peer's NAT opened)."""
+
 
 @dataclass(frozen=True, slots=True)
 class LocalCandidate:
@@ -111,6 +118,7 @@ class CandidatePair:
         "nominated",
         "priority",
         "remote",
+        "revivals",
         "state",
         "valid_pair",
     )
@@ -136,8 +144,10 @@ class CandidatePair:
         (RFC 8445 §7.3.1.5), or the controlling agent's nomination check is queued."""
         self.valid_pair: CandidatePair | None = None
         """The valid pair the last successful check of this pair produced."""
+        self.revivals = 0
+        """How many times the peer's checks revived this pair from Failed."""
         self.confirmed_at: float | None = None
-        """When the request of the last successful check was first sent (consent)."""
+        """When the request of the last successful check was last sent (consent runs from it)."""
 
     @property
     def component(self) -> int:
@@ -346,6 +356,8 @@ class Checklist:
 
     def trigger(self, pair: CandidatePair, *, nominate: bool = False) -> None:
         """Queue a triggered check (§7.3.1.4), or the nomination check (§8.1.1)."""
+        if pair.state is PairState.FAILED:
+            pair.revivals += 1
         pair.apply(PairInput.TRIGGER)
         if nominate:
             pair.nominate_on_success = True
