@@ -20,6 +20,7 @@ from peerline.session.errors import EndReason, SessionClosed
 from peerline.session.identity import Identity
 from peerline.session.path import PathInfo, PathListener
 from peerline.session.quic import PeerSession
+from peerline.session.udp import UdpPath
 
 ALICE = Identity.ephemeral("alice")
 BOB = Identity.ephemeral("bob")
@@ -28,94 +29,67 @@ BOUND = 60.0
 """Upper bound on any wait here: a hung test fails instead of hanging (not a timing check)."""
 
 
-class _Receiver(asyncio.DatagramProtocol):
-    def __init__(self, path: UdpPath) -> None:
-        self.path = path
+class LoopPath:
+    """The test's DatagramPath: a loopback `UdpPath` it can swap for another, drop from
+    (`loss`, seeded) or cut (`up = False`: nothing sent, nothing delivered)."""
 
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        listener = self.path.listener
-        if listener is not None and self.path.up:
-            listener.datagram_received(data)
-
-
-@dataclass
-class _Socket:
-    transport: asyncio.DatagramTransport
-    address: tuple[str, int]
-
-
-async def _udp_socket(path: UdpPath) -> _Socket:
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _Receiver(path), local_addr=("127.0.0.1", 0)
-    )
-    return _Socket(transport, transport.get_extra_info("sockname")[:2])
-
-
-class UdpPath:
-    """The test's DatagramPath: one UDP socket on loopback sending to the peer's socket.
-
-    `loss` drops that share of outgoing datagrams (seeded); `up = False` drops all.
-    """
-
-    def __init__(self, name: str, *, loss: float = 0.0, seed: int = 0) -> None:
-        self.name = name
+    def __init__(self, inner: UdpPath, *, loss: float = 0.0, seed: int = 0) -> None:
         self.listener: PathListener | None = None
         self.loss = loss
         self.up = True
         self.sent = 0
         self._rng = random.Random(seed)
-        self._socket: _Socket | None = None
-        self._remote: tuple[str, int] | None = None
-        self.old_sockets: list[_Socket] = []
+        self.inner = inner
+        inner.listener = self
 
     @property
     def address(self) -> tuple[str, int]:
-        assert self._socket is not None
-        return self._socket.address
+        return self.inner.local
 
-    def use(self, socket: _Socket, remote: tuple[str, int]) -> None:
-        if self._socket is not None:
-            self.old_sockets.append(self._socket)
-        self._socket, self._remote = socket, remote
+    def switch(self, inner: UdpPath) -> None:
+        """Carry on over `inner`; the old socket is closed, so what was in flight is lost."""
+        old, self.inner = self.inner, inner
+        inner.listener = self
+        old.close()
 
     def send(self, data: bytes) -> None:
-        if self._socket is None or self._remote is None or not self.up:
+        if not self.up:
             return
         self.sent += 1
         if self.loss and self._rng.random() < self.loss:
             return
-        self._socket.transport.sendto(data, self._remote)
+        self.inner.send(data)
 
     def describe(self) -> PathInfo | None:
-        if self._socket is None or self._remote is None:
-            return None
-        return PathInfo(
-            local_type="host",
-            remote_type="host",
-            local_address="{}:{}".format(*self._socket.address),
-            remote_address="{}:{}".format(*self._remote),
-            relayed=False,
-        )
+        return self.inner.describe()
+
+    def datagram_received(self, data: bytes) -> None:
+        if self.up and self.listener is not None:
+            self.listener.datagram_received(data)
+
+    def path_changed(self, info: PathInfo) -> None:
+        raise AssertionError("a UdpPath never changes by itself")
+
+    def path_lost(self, reason: str) -> None:
+        raise AssertionError("a UdpPath is never lost by itself")
 
     def close(self) -> None:
-        for socket in [*self.old_sockets, *([self._socket] if self._socket else [])]:
-            socket.transport.close()
+        self.inner.close()
 
 
-async def wire(a: UdpPath, b: UdpPath) -> None:
-    """Give both paths a fresh socket pair pointing at each other (closing nothing)."""
-    socket_a, socket_b = await _udp_socket(a), await _udp_socket(b)
-    a.use(socket_a, socket_b.address)
-    b.use(socket_b, socket_a.address)
+async def udp_pair() -> tuple[UdpPath, UdpPath]:
+    """Two loopback UDP paths pointing at each other."""
+    a, b = await UdpPath.open(), await UdpPath.open()
+    a.remote, b.remote = b.local, a.local
+    return a, b
 
 
 @dataclass
 class Pair:
     client: PeerSession
     server: PeerSession
-    client_path: UdpPath
-    server_path: UdpPath
+    client_path: LoopPath
+    server_path: LoopPath
 
     async def connect(self) -> None:
         async with asyncio.timeout(BOUND):
@@ -130,11 +104,9 @@ async def session_pair(
     config: SessionConfig | None = None,
     loss: float = 0.0,
 ) -> AsyncIterator[Pair]:
-    client_path, server_path = (
-        UdpPath("client", loss=loss, seed=1),
-        UdpPath("server", loss=loss, seed=2),
-    )
-    await wire(client_path, server_path)
+    inner_client, inner_server = await udp_pair()
+    client_path = LoopPath(inner_client, loss=loss, seed=1)
+    server_path = LoopPath(inner_server, loss=loss, seed=2)
     client = PeerSession(
         client_path,
         role=SessionRole.CLIENT,
@@ -281,9 +253,10 @@ async def test_a_transfer_survives_the_path_moving_to_other_sockets() -> None:
                 if not moved and size > len(PAYLOAD) // 4:
                     moved = True
                     old = (pair.client_path.address, pair.server_path.address)
-                    await wire(pair.client_path, pair.server_path)
+                    new_client, new_server = await udp_pair()
+                    pair.client_path.switch(new_client)
+                    pair.server_path.switch(new_server)
                     for path in (pair.client_path, pair.server_path):
-                        path.old_sockets[-1].transport.close()  # the old pair is gone
                         info = path.describe()
                         assert info is not None
                         assert path.listener is not None
@@ -377,25 +350,25 @@ async def test_close_waits_for_written_data_then_tells_the_peer() -> None:
 async def test_garbage_datagrams_do_not_crash_either_session() -> None:
     async with session_pair() as pair:
         rng = random.Random(9)
-        stranger = await _udp_socket(UdpPath("stranger"))
-        try:
-            for _ in range(100):  # before the handshake, at both sockets
-                for target in (pair.client_path.address, pair.server_path.address):
-                    stranger.transport.sendto(rng.randbytes(rng.randrange(1, 1400)), target)
-            await pair.connect()
-            _, writer = await pair.client.open_stream()
-            write = asyncio.create_task(write_all(writer, PAYLOAD[:1_000_000]))
-            peer_reader, _ = await pair.server.accept_stream()
-            for _ in range(200):  # and during a transfer, by socket and by direct call
-                junk = rng.randbytes(rng.randrange(0, 1500))
-                stranger.transport.sendto(junk or b"\x00", pair.server_path.address)
-                pair.client.datagram_received(junk)
-                await asyncio.sleep(0)
-            async with asyncio.timeout(BOUND):
-                digest, size = await read_all(peer_reader)
-                await write
-        finally:
-            stranger.transport.close()
+
+        def spray(count: int) -> None:
+            """Junk from each side's own socket to the other (the address a path trusts)."""
+            for _ in range(count):
+                pair.client_path.inner.send(rng.randbytes(rng.randrange(1, 1400)))
+                pair.server_path.inner.send(rng.randbytes(rng.randrange(1, 1400)))
+                pair.client.datagram_received(rng.randbytes(rng.randrange(0, 1500)))
+
+        spray(100)  # before the handshake
+        await pair.connect()
+        _, writer = await pair.client.open_stream()
+        write = asyncio.create_task(write_all(writer, PAYLOAD[:1_000_000]))
+        peer_reader, _ = await pair.server.accept_stream()
+        for _ in range(50):  # and during a transfer
+            spray(4)
+            await asyncio.sleep(0)
+        async with asyncio.timeout(BOUND):
+            digest, size = await read_all(peer_reader)
+            await write
         assert (digest, size) == (hashlib.sha256(PAYLOAD[:1_000_000]).hexdigest(), 1_000_000)
         assert pair.client.ended is None
         assert pair.server.ended is None
