@@ -156,9 +156,8 @@ def handle(args: argparse.Namespace) -> int:
     result = aio.run(run_selftest(int(args.megabytes * 1024 * 1024), args.messages))
     print(f"connected in {result.setup_ms:.0f} ms ({result.path})")
     verdict = "SHA-256 verified" if result.verified else "DAMAGED"
-    print(
-        f"{result.size / 1048576:.1f} MiB in {result.seconds:.2f} s: {result.mbps:.1f} Mbit/s, {verdict}"
-    )
+    mib = result.size / 1048576
+    print(f"{mib:.1f} MiB in {result.seconds:.2f} s: {result.mbps:.1f} Mbit/s, {verdict}")
     order = "in order" if result.messages_in_order else "OUT OF ORDER OR MISSING"
     print(f"{args.messages} messages each way, {order}")
     return 0 if result.verified and result.messages_in_order else 1
