@@ -56,3 +56,16 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/python" -m pip install -q -e "$root[dev]"
   echo "$want" > "$stamp"
 fi
+
+# The tests' SIP-over-WebSocket phone: JsSIP under Node.js, from the npm registry,
+# at the versions package-lock.json pins (skipped, and so are its tests, without npm).
+jssip="$root/tests/interop/jssip"
+if [ "$purpose" = test ] && [ -f "$jssip/package-lock.json" ]; then
+  if ! command -v npm >/dev/null; then
+    echo "bootstrap: no npm; the SIP-over-WebSocket tests (JsSIP) will skip" >&2
+  elif ! cmp -s "$jssip/package-lock.json" "$jssip/node_modules/.peerline-lock" 2>/dev/null; then
+    echo "bootstrap: installing JsSIP for the SIP-over-WebSocket tests (npm ci)"
+    npm ci --prefix "$jssip" --no-audit --no-fund --silent
+    cp "$jssip/package-lock.json" "$jssip/node_modules/.peerline-lock"
+  fi
+fi
