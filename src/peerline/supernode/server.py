@@ -164,6 +164,7 @@ class Supernode:
         samples = counter_samples("peerline_stun", self.stun.counters)
         if self.turn is not None:
             samples += turn_samples(self.turn.core.stats)
+        samples += self.sip.samples()
         return render(samples)
 
     async def stop(self) -> None:

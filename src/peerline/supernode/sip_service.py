@@ -19,6 +19,7 @@ from peerline.sip.guard import GuardConfig
 from peerline.sip.methods import Transport
 from peerline.sip.transport_asyncio import SipServer
 from peerline.supernode.config import ServeConfig
+from peerline.supernode.metrics_http import Sample, counter_samples
 from peerline.users import User, UserDirectory, parse_user, read_users_file
 
 
@@ -97,6 +98,33 @@ class SipService:
             reason = "--sip-port 0" if self.config.sip_port == 0 else "no users"
             return [f"  SIP registrar/proxy off ({reason}; add users with --user NAME:PASSWORD)"]
         return [*self._lines, f"  SIP users: {len(self.users)}, realm {self.config.auth_realm}"]
+
+    def samples(self) -> list[Sample]:
+        """Live SIP figures for the metrics endpoint: bindings, connections and
+        transactions now, and the element's counters (requests, registrations,
+        503s under overload, failed authentications, flows that failed...)."""
+        element, server = self.element, self.server
+        if element is None or server is None:
+            return []
+        gauges: list[Sample] = [
+            ("peerline_sip_bindings", "Registered contacts", "gauge", {}, element.store.count()),
+            (
+                "peerline_sip_connections",
+                "Open SIP stream connections (TCP, TLS, WebSocket)",
+                "gauge",
+                {},
+                server.connection_count,
+            ),
+            ("peerline_sip_transactions", "Live transactions", "gauge", {}, element.transactions),
+            (
+                "peerline_sip_busy",
+                "Share of time the loop spent on SIP",
+                "gauge",
+                {},
+                element.guard.busy,
+            ),
+        ]
+        return gauges + counter_samples("peerline_sip", dict(element.counters))
 
     async def stop(self) -> None:
         if self.server is not None:
