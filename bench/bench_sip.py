@@ -347,7 +347,15 @@ def main() -> int:
     parser.add_argument(
         "--settle", type=float, default=35.0, help="wait after the fill (replies cached 32 s)"
     )
+    parser.add_argument(
+        "--servers",
+        default="peerline,kamailio",
+        help="which servers to measure, comma-separated (ratios need both)",
+    )
     args = parser.parse_args()
+    wanted = [name.strip() for name in args.servers.split(",") if name.strip()]
+    if not wanted or any(name not in ("peerline", "kamailio") for name in wanted):
+        parser.error("--servers: peerline, kamailio or both")
     for program, package in (("sipp", "sip-tester"), ("kamailio", "kamailio")):
         if shutil.which(program) is None:
             raise SystemExit(f"needs {program} (Debian package {package})")
@@ -361,8 +369,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-sip-") as tmp:
         workdir = Path(tmp)
         csv, users = write_users(workdir, args.users)
-        for starter in (lambda: start_peerline(workdir, users), lambda: start_kamailio(workdir)):
-            server = starter()
+        starters = {
+            "peerline": lambda: start_peerline(workdir, users),
+            "kamailio": lambda: start_kamailio(workdir),
+        }
+        for name in wanted:
+            server = starters[name]()
             try:
                 results.append(measure(server, csv, workdir, args))
             finally:
@@ -380,6 +392,8 @@ def main() -> int:
                 f"({r.name} itself reports {r.reported_bytes_per_registration:.0f} bytes of "
                 "shared memory per registration)"
             )
+    if len(results) != 2 or results[0].name != "peerline":
+        return 0
     ours, theirs = results
     print()
     print("peerline / kamailio:")

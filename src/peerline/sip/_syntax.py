@@ -7,6 +7,7 @@ text that header unfolding already produced, and raises `MalformedMessage`.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Iterable, Iterator
 
@@ -72,15 +73,24 @@ def unquote(text: str) -> str:
     return text
 
 
+_SPECIALS: dict[str, re.Pattern[str]] = {}
+
+
 def split_outside(text: str, separator: str) -> list[str]:
     """Split at `separator` where it is not inside a quoted string or `<...>`."""
+    if separator not in text:
+        return [text]
     if '"' not in text and "<" not in text and ">" not in text:
         return text.split(separator)  # the common case, and the hot path of the parser
+    specials = _SPECIALS.get(separator)
+    if specials is None:
+        specials = _SPECIALS[separator] = re.compile(f'["<>{re.escape(separator)}]')
     parts: list[str] = []
     depth = 0
     begin = 0
     i = 0
-    while i < len(text):
+    while (found := specials.search(text, i)) is not None:
+        i = found.start()
         c = text[i]
         if c == '"':
             _, i = read_quoted(text, i)
@@ -89,7 +99,7 @@ def split_outside(text: str, separator: str) -> list[str]:
             depth += 1
         elif c == ">":
             depth = max(0, depth - 1)
-        elif c == separator and depth == 0:
+        elif depth == 0:
             parts.append(text[begin:i])
             begin = i + 1
         i += 1

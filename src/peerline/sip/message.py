@@ -37,6 +37,7 @@ from peerline.sip.methods import Method, StatusClass, as_method
 from peerline.sip.uri import SipUri, Uri, parse_uri
 
 SIP_VERSION = "SIP/2.0"
+_WS_CHARS = frozenset(WS)
 _VERSION = re.compile(r"^SIP/[0-9]+\.[0-9]+$", re.IGNORECASE)
 #: Headers every message needs (RFC 3261 §8.1.1).
 _REQUIRED_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
@@ -453,7 +454,7 @@ def _validate(message: Message) -> None:
     if not message.vias:
         raise MalformedMessage("missing Via header")
     call_id = message.call_id
-    if not call_id or any(c in WS for c in call_id):
+    if not call_id or not _WS_CHARS.isdisjoint(call_id):
         raise MalformedMessage(f"bad Call-ID {call_id!r}")
     message.from_  # noqa: B018 -- parsed for its errors
     message.to  # noqa: B018

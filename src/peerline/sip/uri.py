@@ -28,11 +28,14 @@ _VISUAL_SEPARATORS = str.maketrans("", "", "-.()")
 #: uri-parameters that make two SIP URIs differ when only one has them (§19.1.4).
 _DECISIVE_PARAMS = frozenset({"user", "ttl", "method", "maddr", "transport"})
 _HEX = frozenset(string.hexdigits)
+_NEVER_IN_URI = frozenset(' \t\r\n<>"')
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 
 
 def _check_chars(text: str, allowed: frozenset[str], what: str) -> None:
     """Every character allowed, and every `%` starts a `%HH` escape."""
+    if allowed.issuperset(text):
+        return  # no escape to check: the common case
     i = 0
     while i < len(text):
         c = text[i]
@@ -293,7 +296,7 @@ def parse_uri(text: str) -> Uri:
     scheme, colon, rest = text.partition(":")
     if not colon or not _SCHEME.match(scheme):
         raise MalformedMessage(f"not a URI: {text!r}")
-    if any(c in ' \t\r\n<>"' for c in text):
+    if not _NEVER_IN_URI.isdisjoint(text):
         raise MalformedMessage(f'white space or <>" inside a URI: {text!r}')
     lowered = scheme.lower()
     if lowered in ("sip", "sips"):
