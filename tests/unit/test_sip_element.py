@@ -5,7 +5,7 @@ per-source budget, tel: targets, forged flow tokens (RFC 3261 §16, RFC 3327, 56
 import pytest
 
 from peerline.ratelimit import RateLimit
-from peerline.sip.guard import GuardConfig
+from peerline.sip.guard import Guard, GuardConfig
 from peerline.sip.headers import Headers
 from peerline.sip.message import Response
 from peerline.sip.proxy import best_response
@@ -135,26 +135,60 @@ def test_a_busy_loop_turns_new_work_away_before_digest_but_finishes_admitted_cal
         [s for s in carol.send(invite(carol), NOW) if s.flow.remote == alice.address]
     )
     guard = element.guard
-    guard.record_busy(0.48, NOW)  # 96 % of the last half second spent handling
-    guard.record_busy(0.0, NOW + 0.5)
+    for window in range(1, 5):  # two seconds flat out: the gate closes to 1/16
+        guard.record_busy(0.5, NOW + 0.5 * window)
     assert guard.saturated
+    assert guard.admitted_share == 1 / 16
     failed_before = element.counters["auth_failed"]
     register = alice._register_bytes(
         "Contact: <sip:alice@198.51.100.7:5062>\r\n"
         'Authorization: Digest username="alice", realm="example.test", nonce="x", '
         'uri="sip:example.test", response="00"\r\n'
     )
-    [refused] = responses(alice.send(register, NOW + 0.5))
+    [refused] = responses(alice.send(register, NOW + 2.0))
     assert refused.status == 503
     assert 5 <= int(refused.headers.get("Retry-After") or 0) <= 30
     assert element.counters["auth_failed"] == failed_before  # no digest work was done
-    ok = alice.send(reply(pending, 200, extra="Contact: <sip:alice@198.51.100.7:5062>"), NOW + 0.6)
+    ok = alice.send(reply(pending, 200, extra="Contact: <sip:alice@198.51.100.7:5062>"), NOW + 2.1)
     assert [(r.status, s.flow.remote) for r, s in zip(responses(ok), ok, strict=True)] == [
         (200, carol.address)
     ]
-    guard.record_busy(0.0, NOW + 1.2)  # the load went away
-    assert not guard.saturated
-    assert responses(carol.send(invite(carol, "bob"), NOW + 1.2))[-1].status == 480
+    t = NOW + 2.0
+    while guard.saturated and t < NOW + 20:  # the load went away: the gate opens again
+        t += 0.5
+        guard.record_busy(0.0, t)
+    assert guard.admitted_share == 1.0
+    assert responses(carol.send(invite(carol, "bob"), t))[-1].status == 480
+
+
+def test_overload_sheds_in_proportion_and_completes_about_what_the_loop_can_do() -> None:
+    """A loop that can do 1000 requests/s is offered 2000/s for 20 s: it settles on
+    admitting about what keeps it at the threshold, not on all or nothing."""
+    guard = Guard(GuardConfig(), NOW)
+    capacity, offered = 1000, 2000
+    admitted_per_window = []
+    t = NOW
+    for _ in range(40):  # half-second windows
+        admitted = sum(guard.admit() for _ in range(offered // 2))
+        admitted_per_window.append(admitted)
+        t += 0.5
+        guard.record_busy(min(0.5, admitted / capacity), t)
+    settled = admitted_per_window[-20:]
+    assert all(350 <= a <= 500 for a in settled), settled  # 0.9 x 1000/s x 0.5 s = 450
+    assert 0.35 <= guard.admitted_share <= 0.5
+    t += 0.5
+    guard.record_busy(0.0, t)
+    assert sum(guard.admit() for _ in range(100)) > 40  # load gone: the gate opens
+
+
+def test_answers_to_challenges_get_through_more_readily() -> None:
+    guard = Guard(GuardConfig(), NOW)
+    for window in range(1, 4):
+        guard.record_busy(0.5, NOW + 0.5 * window)
+    assert guard.admitted_share == 1 / 8
+    plain = sum(guard.admit() for _ in range(800))
+    answers = sum(guard.admit(answers_challenge=True) for _ in range(800))
+    assert (plain, answers) == (100, 200)
 
 
 def test_one_flooding_source_is_cut_off_and_the_others_are_served() -> None:

@@ -357,7 +357,8 @@ class SipElement:
             return
         in_dialog = request.to.tag is not None
         if not in_dialog and (
-            self.guard.saturated or len(self._servers) >= self.config.max_transactions
+            len(self._servers) >= self.config.max_transactions
+            or not self.guard.admit(answers_challenge=_has_credentials(request))
         ):
             counters["overload_503"] += 1
             retry = str(self.guard.retry_after())
@@ -780,6 +781,11 @@ class SipElement:
                 elif seen < limit:
                     del self._flow_seen[flow]
                     self.flow_closed(flow, now)
+
+
+def _has_credentials(request: Request) -> bool:
+    headers = request.headers
+    return "Authorization" in headers or "Proxy-Authorization" in headers
 
 
 def _same_flow(a: Flow, b: Flow) -> bool:

@@ -4,9 +4,14 @@
 - a failed-authentication lock-out per source address, in a bounded table;
 - scanners recognised by their User-Agent and dropped without an answer;
 - an overload gate: when the adapter reports the loop busier than a threshold,
-  new requests get 503 with a randomised Retry-After (so that the phones that
-  were turned away do not all come back in the same second), while what was
-  already admitted (responses, ACK, CANCEL, requests inside dialogs) goes on.
+  a share of the new requests get 503 with a randomised Retry-After (so that
+  the phones that were turned away do not all come back in the same second),
+  while what was already admitted (responses, ACK, CANCEL, requests inside
+  dialogs) goes on. The share admitted follows the load (it is cut in
+  proportion to the excess, and grows back as the load eases), so a server
+  offered twice what it can do still completes about what it can do, instead
+  of refusing everything for a while and then nothing. Requests that answer
+  a challenge are admitted twice as readily: they finish work already begun.
 """
 
 from __future__ import annotations
@@ -51,6 +56,11 @@ class GuardConfig:
     retry_after: tuple[int, int] = (5, 30)
 
 
+#: The admitted share never drops below this: some new work always gets through,
+#: so the gate can see the load fall and open again.
+_MIN_SHARE = 0.02
+
+
 @dataclass(slots=True)
 class _Failures:
     count: int
@@ -70,6 +80,11 @@ class Guard:
         self._window_start = now
         self._window_busy = 0.0
         self.forced_overload = False
+        #: The share of new requests admitted now (1.0 unless overloaded).
+        self.admitted_share = 1.0
+        # Credit accumulators: a request is admitted each time its class's credit
+        # reaches 1, so exactly the admitted share passes, evenly spread.
+        self._credit = [0.0, 0.0]
 
     # -- per source ----------------------------------------------------------
     def allow(self, ip: str, now: float) -> bool:
@@ -117,6 +132,22 @@ class Guard:
             self._busy = self._window_busy / elapsed
             self._window_start = now
             self._window_busy = 0.0
+            self._steer()
+
+    def _steer(self) -> None:
+        """Move the admitted share towards what keeps the loop at the threshold:
+        down in proportion to the excess (halved when the loop is flat out, since
+        then the excess cannot be seen), up by at most a quarter per window."""
+        threshold, busy, share = self.config.busy_threshold, self._busy, self.admitted_share
+        if threshold <= 0:
+            self.admitted_share = 1.0
+        elif busy >= 0.98:
+            self.admitted_share = max(_MIN_SHARE, share * 0.5)
+        elif busy > threshold:
+            self.admitted_share = max(_MIN_SHARE, share * threshold / busy)
+        elif share < 1.0:
+            grow = 1.25 if busy <= 0 else min(1.25, threshold / busy)
+            self.admitted_share = min(1.0, share * grow)
 
     @property
     def busy(self) -> float:
@@ -124,8 +155,23 @@ class Guard:
 
     @property
     def saturated(self) -> bool:
-        threshold = self.config.busy_threshold
-        return self.forced_overload or (threshold > 0 and self._busy > threshold)
+        """Some new requests are being turned away."""
+        return self.forced_overload or self.admitted_share < 1.0
+
+    def admit(self, *, answers_challenge: bool = False) -> bool:
+        """Whether to take on one new request (False: answer it 503)."""
+        if self.forced_overload:
+            return False
+        share = self.admitted_share
+        if share >= 1.0:
+            return True
+        kind = 1 if answers_challenge else 0
+        credit = self._credit[kind] + (min(1.0, 2 * share) if answers_challenge else share)
+        if credit >= 1.0:
+            self._credit[kind] = credit - 1.0
+            return True
+        self._credit[kind] = credit
+        return False
 
     def retry_after(self) -> int:
         low, high = self.config.retry_after
