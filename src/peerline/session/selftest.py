@@ -16,7 +16,7 @@ import hashlib
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,37 +123,41 @@ async def _exchange_messages(a: PeerSession, b: PeerSession, count: int) -> bool
     return at_b == [b"a%d" % n for n in range(count)] and at_a == [b"b%d" % n for n in range(count)]
 
 
-def _megabytes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= 10_000:
-        raise argparse.ArgumentTypeError("must be 0-10000")
-    return value
+def _number_in(kind: type[float] | type[int], high: int) -> Callable[[str], float]:
+    """An argparse type: a `kind` number from 0 to `high`, else one line saying so."""
 
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            noun = "whole number" if kind is int else "number"
+            raise argparse.ArgumentTypeError(f"not a {noun}: {text!r}") from None
+        if not 0 <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be 0-{high}")
+        return value
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 0 <= value <= 1_000_000:
-        raise argparse.ArgumentTypeError("must be 0-1000000")
-    return value
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--megabytes", type=_megabytes, default=10.0, metavar="MB", help="stream size (default 10)"
+        "--megabytes",
+        type=_number_in(float, 10_000),
+        default=10.0,
+        metavar="MB",
+        help="stream size (default 10)",
     )
     parser.add_argument(
-        "--messages", type=_count, default=100, metavar="N", help="messages each way (default 100)"
+        "--messages",
+        type=_number_in(int, 1_000_000),
+        default=100,
+        metavar="N",
+        help="messages each way (default 100)",
     )
 
 
 def handle(args: argparse.Namespace) -> int:
-    result = aio.run(run_selftest(int(args.megabytes * 1024 * 1024), args.messages))
+    result = aio.run(run_selftest(int(args.megabytes * 1024 * 1024), int(args.messages)))
     print(f"connected in {result.setup_ms:.0f} ms ({result.path})")
     verdict = "SHA-256 verified" if result.verified else "DAMAGED"
     mib = result.size / 1048576
