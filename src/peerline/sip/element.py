@@ -248,15 +248,18 @@ class SipElement:
         return f"SIP/2.0/{flow.transport.value} {uri_host(host)}:{port};branch={branch}"
 
     def record_route(self, flow: Flow) -> str:
+        """Our Record-Route (and Path) entry for `flow`, carrying its flow token.
+        TLS is written `sip:...;transport=tls`, as phones expect (baresip cannot
+        send to `sips:...;transport=tcp`, the RFC 5630 spelling of it)."""
         host, port = self._advertised(flow)
-        scheme = "sips" if flow.transport in (Transport.TLS, Transport.WSS) else "sip"
         transport = {
             Transport.UDP: "",
             Transport.TCP: ";transport=tcp",
-            Transport.TLS: ";transport=tcp",
+            Transport.TLS: ";transport=tls",
             Transport.WS: ";transport=ws",
-            Transport.WSS: ";transport=ws",
+            Transport.WSS: ";transport=ws",  # RFC 7118 registers only "ws"; sips: says secure
         }.get(flow.transport, "")
+        scheme = "sips" if flow.transport is Transport.WSS else "sip"
         token = self.tokens.encode(flow)
         return f"<{scheme}:{token}@{uri_host(host)}:{port}{transport};lr>"
 
