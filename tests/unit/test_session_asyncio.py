@@ -388,3 +388,33 @@ async def test_writers_wait_while_the_peer_does_not_read() -> None:
             received = await peer_reader.readexactly(8 * 1024 * 1024)
             await drain
         assert received == PAYLOAD[: 8 * 1024 * 1024]
+
+
+async def test_more_streams_than_the_concurrent_limit_come_and_go_both_ways() -> None:
+    """QUIC allows 128 open streams per side at once; finished ones give their place back."""
+    async with session_pair() as pair:
+        await pair.connect()
+
+        async def echo_server(session: PeerSession, count: int) -> None:
+            for _ in range(count):
+                reader, writer = await session.accept_stream()
+                writer.write((await reader.read())[::-1])
+                writer.write_eof()
+
+        async def ask(session: PeerSession, n: int) -> bytes:
+            reader, writer = await session.open_stream()
+            writer.write(b"question %d" % n)
+            writer.write_eof()
+            return await reader.read()
+
+        async with asyncio.timeout(BOUND):
+            servers = [
+                asyncio.create_task(echo_server(pair.server, 200)),
+                asyncio.create_task(echo_server(pair.client, 200)),
+            ]
+            from_client = await asyncio.gather(*(ask(pair.client, n) for n in range(200)))
+            from_server = await asyncio.gather(*(ask(pair.server, n) for n in range(200)))
+            await asyncio.gather(*servers)
+        expected = [(b"question %d" % n)[::-1] for n in range(200)]
+        assert from_client == expected
+        assert from_server == expected
