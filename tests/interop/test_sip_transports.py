@@ -1,0 +1,129 @@
+"""The SIP ports of `peerline serve` on loopback: keepalives (RFC 5626 §4.4: STUN on
+the UDP port, asked by coturn's turnutils_stunclient; CRLF ping and pong on TCP),
+the WebSocket handshake's subprotocol check (RFC 7118), and streams that lose their
+framing closed without harm to the others."""
+
+import re
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.procs import PEERLINE, free_port, require_program, running
+
+pytestmark = pytest.mark.interop
+
+OPTIONS = (
+    "OPTIONS sip:example.test SIP/2.0\r\n"
+    "Via: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-{n}\r\n"
+    "Max-Forwards: 70\r\n"
+    "From: <sip:probe@other.test>;tag=p{n}\r\n"
+    "To: <sip:example.test>\r\n"
+    "Call-ID: transports-{n}\r\n"
+    "CSeq: 1 OPTIONS\r\n"
+    "Content-Length: 0\r\n\r\n"
+)
+
+
+class Ports:
+    def __init__(self, sip: int, ws: int, log: Path) -> None:
+        self.sip = sip
+        self.ws = ws
+        self.log = log
+
+
+@pytest.fixture(scope="module")
+def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ports]:
+    tmp = tmp_path_factory.mktemp("sip-transports")
+    sip, ws, stun = free_port(), free_port(), free_port()
+    log = tmp / "serve.log"
+    argv = [
+        *PEERLINE,
+        "serve",
+        "--listen",
+        "127.0.0.1",
+        "--stun-port",
+        str(stun),
+        "--tls-port",
+        "0",
+        "--sip-port",
+        str(sip),
+        "--sip-tls-port",
+        "0",
+        "--sip-ws-port",
+        str(ws),
+        "--domain",
+        "example.test",
+        "--user",
+        "alice:wonderland",
+        "--state-dir",
+        str(tmp),
+    ]
+    with running(argv, ready=lambda: "serving" in log.read_text(), log=log):
+        yield Ports(sip, ws, log)
+        assert "Traceback" not in log.read_text()
+
+
+def read_until(conn: socket.socket, marker: bytes, limit: int = 65536) -> bytes:
+    data = b""
+    while marker not in data and len(data) < limit:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_stun_keepalive_on_the_sip_udp_port_reflects_the_phone(ports: Ports) -> None:
+    require_program("turnutils_stunclient", "coturn")
+    done = subprocess.run(
+        ["turnutils_stunclient", "-p", str(ports.sip), "-L", "127.0.0.1", "127.0.0.1"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"UDP reflexive addr: 127\.0\.0\.1:\d+", done.stdout), done.stdout
+
+
+def test_crlf_ping_on_tcp_gets_a_pong_and_the_connection_stays_usable(ports: Ports) -> None:
+    with socket.create_connection(("127.0.0.1", ports.sip), timeout=5) as conn:
+        conn.sendall(b"\r\n\r\n")
+        assert conn.recv(16) == b"\r\n"  # RFC 5626 §4.4.1: the pong is one CRLF
+        conn.sendall(OPTIONS.format(n=1).encode())
+        assert read_until(conn, b"\r\n\r\n").startswith(b"SIP/2.0 200 OK\r\n")
+        conn.sendall(b"\r\n\r\n")
+        assert conn.recv(16) == b"\r\n"
+
+
+def test_a_stream_that_loses_its_framing_is_closed_and_others_go_on(ports: Ports) -> None:
+    with socket.create_connection(("127.0.0.1", ports.sip), timeout=5) as broken:
+        broken.sendall(
+            OPTIONS.format(n=2).replace("Content-Length: 0", "Content-Length: x").encode()
+        )
+        assert broken.recv(4096) == b""  # closed: where the next message starts is unknowable
+    with socket.create_connection(("127.0.0.1", ports.sip), timeout=5) as conn:
+        conn.sendall(OPTIONS.format(n=3).encode())
+        assert read_until(conn, b"\r\n\r\n").startswith(b"SIP/2.0 200 OK\r\n")
+
+
+def _upgrade(protocol: str) -> bytes:
+    return (
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Protocol: {protocol}\r\n\r\n"
+    ).encode()
+
+
+def test_websocket_handshake_needs_the_sip_subprotocol(ports: Ports) -> None:
+    with socket.create_connection(("127.0.0.1", ports.ws), timeout=5) as conn:
+        conn.sendall(_upgrade("chat"))
+        assert read_until(conn, b"\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    with socket.create_connection(("127.0.0.1", ports.ws), timeout=5) as conn:
+        conn.sendall(_upgrade("sip"))
+        head = read_until(conn, b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert b"sec-websocket-protocol: sip" in head.lower()
