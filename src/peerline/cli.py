@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "peerline.lab.cli",
     "peerline.supernode.cli",
     "peerline.nat.cli",
+    "peerline.peer.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]
