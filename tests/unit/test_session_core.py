@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import pytest
 from aioquic.quic.configuration import QuicConfiguration
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from peerline.session.config import ALPN, SessionConfig, SessionRole
 from peerline.session.core import PATH_ADDRESS, SessionCore, SessionState
@@ -463,3 +465,33 @@ def test_garbage_datagrams_do_not_disturb_a_connected_session() -> None:
     assert received(link, "server", stream_id)[0] == b"before after"
     assert link.ended("client") is None
     assert link.ended("server") is None
+
+
+_FUZZED: list[Link] = []
+
+
+def _fuzzed_link() -> Link:
+    if not _FUZZED:
+        link = make_link()
+        link.connect()
+        _FUZZED.append(link)
+    return _FUZZED[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.binary(max_size=1500),
+    first=st.integers(0, 255),
+    side=st.sampled_from(["client", "server"]),
+)
+def test_any_datagram_is_dropped_or_handled_never_raised(
+    data: bytes, first: int, side: str
+) -> None:
+    link = _fuzzed_link()
+    core = link.core(side)
+    # a first byte of every kind (long/short header, each packet type), then a real
+    # connection ID half of the time, so the bytes reach aioquic's deeper parsing
+    cid = link.server._quic.host_cid if side == "server" else link.client._quic.host_cid  # type: ignore[union-attr]
+    for datagram in (bytes([first]) + data, bytes([first]) + cid + data):
+        core.receive_datagram(datagram, link.now)
+        assert core.state is SessionState.CONNECTED
