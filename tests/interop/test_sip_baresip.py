@@ -1,7 +1,8 @@
 """Two baresip phones (Debian `baresip`) register to `peerline serve` with passwords and
 one calls the other: the call is set up through the proxy, audio flows both ways,
 and it is hung up cleanly, over UDP, TCP and TLS (the server's self-signed
-certificate: baresip 1.0 does not verify it)."""
+certificate: baresip 1.0 does not verify it). On streams the call reuses the two
+connections the phones registered over: the server opens none of its own."""
 
 import time
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.interop.sip_support import serve_metric
 from tests.support.baresip import account, phone, rtp_counts
 from tests.support.procs import PEERLINE, free_port, require_program, running
 
@@ -19,7 +21,7 @@ pytestmark = pytest.mark.interop
 def sip_ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
     require_program("baresip", "baresip")
     tmp = tmp_path_factory.mktemp("baresip-serve")
-    port, tls_port = free_port(), free_port()
+    port, tls_port, metrics = free_port(), free_port(), free_port()
     log = tmp / "serve.log"
     argv = [
         *PEERLINE,
@@ -42,11 +44,13 @@ def sip_ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, in
         "alice:wonderland",
         "--user",
         "bob:builder",
+        "--metrics-port",
+        str(metrics),
         "--state-dir",
         str(tmp),
     ]
     with running(argv, ready=lambda: "serving" in log.read_text(), log=log):
-        yield {"udp": port, "tcp": port, "tls": tls_port}
+        yield {"udp": port, "tcp": port, "tls": tls_port, "metrics": metrics}
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
@@ -77,6 +81,8 @@ def test_call_between_two_registered_phones(
         alice.command("dial", "sip:bob@example.test")
         assert alice.wait_event("CALL_ESTABLISHED")["direction"] == "outgoing"
         assert bob.wait_event("CALL_ESTABLISHED")["direction"] == "incoming"
+        if transport != "udp":  # the call went over the connections the phones opened
+            assert serve_metric(sip_ports["metrics"], "peerline_sip_connections") == 2
         time.sleep(1.0)
         for side in (alice, bob):
             sent, received = rtp_counts(side.command("audio_debug")["data"])

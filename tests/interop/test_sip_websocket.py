@@ -14,13 +14,13 @@ import queue
 import shutil
 import subprocess
 import threading
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.interop.sip_support import serve_metric
 from tests.support.procs import PEERLINE, free_port, running, stop_process, wait_until
 
 pytestmark = pytest.mark.interop
@@ -91,11 +91,7 @@ class Server:
 
     def bindings(self) -> float:
         """The registered contacts, from the server's own metrics endpoint."""
-        address = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(address, timeout=5) as answer:
-            text = answer.read().decode()
-        [line] = [x for x in text.splitlines() if x.startswith("peerline_sip_bindings ")]
-        return float(line.split()[1])
+        return serve_metric(self.metrics_port, "peerline_sip_bindings")
 
 
 @pytest.fixture(scope="module")
