@@ -2,6 +2,7 @@
 digest auth, a call INVITE/ACK/BYE from a sipp UAC to a sipp UAS, MESSAGE, CANCEL,
 and garbage that must not stop the server."""
 
+import hashlib
 import random
 import socket
 import subprocess
@@ -22,6 +23,7 @@ USERS = {"alice": "wonderland", "bob": "builder", "carol": "singer"}
 LOAD_USERS = {f"load{i}": f"pw{i}" for i in range(10)}
 #: The UAC speaks from another loopback address, so its From is outside the domain.
 UAC_IP = "127.0.0.2"
+HA1_PASSWORD = "dave-secret"
 
 
 class Server:
@@ -37,6 +39,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("sip")
     port = free_port()
     log = tmp / "serve.log"
+    # dave is known by his HA1 only (no password on the server's disk).
+    ha1 = hashlib.md5(f"dave:{DOMAIN}:{HA1_PASSWORD}".encode()).hexdigest()
+    users_file = tmp / "users.txt"
+    users_file.write_text(f"# name:md5:HA1\ndave:md5:{ha1}\n")
     argv = [
         *PEERLINE,
         "serve",
@@ -58,6 +64,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "0",
         "--state-dir",
         str(tmp),
+        "--users-file",
+        str(users_file),
         *[arg for name, pw in (USERS | LOAD_USERS).items() for arg in ("--user", f"{name}:{pw}")],
     ]
     with running(argv, ready=lambda: "serving" in log.read_text(), log=log):
@@ -116,6 +124,11 @@ def test_register_with_digest_auth(server: Server) -> None:
         server, ["-sf", str(SCENARIOS / "register.xml"), "-inf", str(csv), "-m", "20", "-r", "50"]
     )
     assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_a_user_known_only_by_ha1_registers(server: Server) -> None:
+    assert register(server, "dave", free_port(), password=HA1_PASSWORD) == 0
+    assert register(server, "dave", free_port(), password="not-it") != 0
 
 
 def test_wrong_password_is_refused(server: Server) -> None:

@@ -23,13 +23,13 @@ from peerline.supernode.metrics_http import Sample, counter_samples
 from peerline.users import User, UserDirectory, parse_user, read_users_file
 
 
-def load_users(config: ServeConfig) -> UserDirectory:
+def load_users(config: ServeConfig) -> list[User]:
     """Users from the file first, then the flags (a flag wins over a file line)."""
     users: list[User] = []
     if config.users_file is not None:
         users += read_users_file(config.users_file)
     users += [parse_user(text) for text in config.user]
-    return UserDirectory(users)
+    return users
 
 
 class SipService:
@@ -37,7 +37,10 @@ class SipService:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self.users = load_users(config)
+        users = load_users(config)
+        self.users = UserDirectory(users)
+        final = {user.name: user for user in users}  # as the directory keeps them
+        self._ha1_only = sum(1 for user in final.values() if user.password is None)
         self.server: SipServer | None = None
         self.element: SipElement | None = None
         self._lines: list[str] = []
@@ -97,7 +100,15 @@ class SipService:
         if not self.enabled:
             reason = "--sip-port 0" if self.config.sip_port == 0 else "no users"
             return [f"  SIP registrar/proxy off ({reason}; add users with --user NAME:PASSWORD)"]
-        return [*self._lines, f"  SIP users: {len(self.users)}, realm {self.config.auth_realm}"]
+        lines = [*self._lines, f"  SIP users: {len(self.users)}, realm {self.config.auth_realm}"]
+        digests = [a.upper() for a in self.config.sip_digest]
+        ha1_only = self._ha1_only
+        if ha1_only and digests[0] != "MD5":
+            lines.append(
+                f"  SIP: {ha1_only} user(s) known only by an MD5 HA1 can register only with "
+                "phones that answer MD5 (offer it first: --sip-digest MD5,SHA-256)"
+            )
+        return lines
 
     def samples(self) -> list[Sample]:
         """Live SIP figures for the metrics endpoint: bindings, connections and
