@@ -27,7 +27,11 @@ are never signalled, and their pairs start Waiting (no foundation freezing).
 (never lowers it); without it, pairs beyond `IceConfig.max_pairs` are trimmed,
 lowest priority first, and the call returns how many it kept. Give guesses a
 priority below every real candidate so they never push real pairs out. What
-works surfaces as ordinary valid pairs and events.
+works surfaces as ordinary valid pairs and events. An extension that sends
+its own checks signs them as ours (`tie_breaker`, `role`), and one still
+trying for a direct pair may keep the controlling agent from nominating a
+relayed pair meanwhile with `hold_relayed_nomination(until)` (bounded by
+`until`; None lifts it early).
 """
 
 from __future__ import annotations
@@ -155,6 +159,7 @@ class Agent:
         self._last_check_at: float | None = None
         self._now = 0.0
         self._closed = False
+        self._relay_hold: float | None = None
 
     def _generation(self, number: int, local: Credentials) -> Generation:
         checklist = Checklist(
@@ -205,6 +210,19 @@ class Agent:
         """The peer's candidates in the newest generation: signalled ones and the
         peer-reflexive ones learned from its checks."""
         return list(self._current.remote_candidates)
+
+    @property
+    def tie_breaker(self) -> int:
+        """The value our checks carry in ICE-CONTROLLING/ICE-CONTROLLED (RFC 8445
+        §7.1.1), for an extension's own checks, which must claim what ours claim."""
+        return self._tie_breaker
+
+    def hold_relayed_nomination(self, until: float | None) -> None:
+        """Seam for extensions: as controlling agent (regular nomination), nominate
+        no relayed pair before `until`, so that a direct pair an extension is still
+        trying for can win; a direct valid pair is nominated as usual. None lifts
+        the hold at once."""
+        self._relay_hold = until
 
     @property
     def negotiated_options(self) -> frozenset[str]:
@@ -681,7 +699,11 @@ class Agent:
                 continue
             first = generation.first_valid_at.get(component, self._now)
             better = any(p.priority > best.priority for p in checklist.pending(component))
-            due[component] = first + self._config.nomination_delay if better else first
+            when = first + self._config.nomination_delay if better else first
+            relayed = CandidateType.RELAYED in (best.local.type, best.remote.type)
+            if self._relay_hold is not None and relayed:
+                when = max(when, self._relay_hold)
+            due[component] = when
         return due
 
     def _nominate_when_due(self, now: float) -> None:
