@@ -107,7 +107,6 @@ class SessionCore:
         self._message_stream: int | None = None
         self._peer_message_stream = 2 if role is SessionRole.SERVER else 3
         self._message_reader = MessageReader(self.config.max_message_size)
-        self._messages_paused = False
 
     # -- state ---------------------------------------------------------------------------
 
@@ -219,8 +218,9 @@ class SessionCore:
             self._open_streams.discard(stream_id)
             quic.stop_stream(stream_id, code)
 
-    def unacknowledged(self, stream_id: int) -> int:
-        """Bytes of a stream not yet acknowledged: what a writer's drain waits on."""
+    def unacknowledged(self, stream_id: int | None = None) -> int:
+        """Bytes of a stream (None: of all, messages too) not yet acknowledged: what
+        a writer's drain and a lingering close wait on."""
         return 0 if self._quic is None else self._quic.unacknowledged(stream_id)
 
     def pause_stream(self, stream_id: int, paused: bool) -> None:
@@ -244,7 +244,6 @@ class SessionCore:
         return 0 if self._message_stream is None else self.unacknowledged(self._message_stream)
 
     def pause_messages(self, paused: bool) -> None:
-        self._messages_paused = paused
         self.pause_stream(self._peer_message_stream, paused)
 
     # -- internals -----------------------------------------------------------------------

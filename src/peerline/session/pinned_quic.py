@@ -131,13 +131,18 @@ class PinnedQuicConnection(QuicConnection):
         only after the closing or draining period, up to three PTOs later)."""
         return self._close_event
 
-    def unacknowledged(self, stream_id: int) -> int:
-        """Bytes written to a stream and not yet acknowledged by the peer."""
-        stream = self._streams.get(stream_id)
-        if stream is None:
-            return 0
-        sender = stream.sender
-        return sender._buffer_stop - sender._buffer_start
+    def unacknowledged(self, stream_id: int | None = None) -> int:
+        """Bytes written to a stream (None: to any stream) and not yet acknowledged."""
+        if stream_id is None:
+            streams = list(self._streams.values())
+        else:
+            stream = self._streams.get(stream_id)
+            streams = [] if stream is None else [stream]
+        return sum(
+            s.sender._buffer_stop - s.sender._buffer_start
+            for s in streams
+            if s.sender._reset_error_code is None  # a reset stream's data will never be acked
+        )
 
     def withhold_credit(self, stream_id: int, withhold: bool) -> None:
         """Stop (or resume) raising the peer's send window on a stream whose reader is full."""

@@ -160,7 +160,7 @@ class PeerSession:
         if self._core.state is SessionState.CONNECTED:
             with contextlib.suppress(TimeoutError, SessionClosed):
                 async with asyncio.timeout(linger):
-                    while self._unacknowledged() > 0:
+                    while self._core.unacknowledged() > 0:
                         await self._wait_for_events()
         self._core.close()
         self._after_input()
@@ -228,10 +228,6 @@ class PeerSession:
         if ended is None:
             return SessionClosed(EndReason.LOCAL_CLOSE, "ending")
         return SessionClosed(ended.reason, ended.detail)
-
-    def _unacknowledged(self) -> int:
-        streams = sum(self._core.unacknowledged(stream_id) for stream_id in self._streams)
-        return streams + self._core.messages_unacknowledged()
 
     async def _wait_for_events(self) -> None:
         """Wait for the next batch of events; `SessionClosed` once the session is over."""
