@@ -7,11 +7,13 @@
  *     program; then ChannelData messages at RATE per second in all for DURATION_S.
  *     The peer socket echoes every datagram back to the relayed address it came
  *     from, so each message is relayed twice (client->peer, peer->client).
+ *     A message not back within LATE_S of being sent counts as lost.
  *
  *   turnload alloc SERVER_IP PORT USER REALM KEY_HEX COUNT RATE HOLD
  *     COUNT new clients started at RATE per second, each doing what a real client
  *     does: an unauthenticated Allocate, the 401 with its nonce, the signed
- *     Allocate. No retransmission: a lost request or answer is a failure. With
+ *     Allocate. No retransmission: a lost request or answer is a failure, and so
+ *     is an allocation not made within LATE_S of the client's start. With
  *     HOLD = 1 it prints the "allocated" line and waits for a line on stdin (the
  *     caller measures the server's memory meanwhile) before releasing.
  *
@@ -45,6 +47,8 @@
 #define CHANNEL 0x4000
 #define RETRANSMIT_S 0.3
 #define MAX_TRIES 5
+/* Later than this is as good as lost: the server did not keep up, it only buffered. */
+#define LATE_S 0.2
 
 enum { ALLOCATE = 0x0003, REFRESH = 0x0004, CHANNEL_BIND = 0x0009 };
 enum {
@@ -56,7 +60,7 @@ typedef struct {
     int fd;
     uint8_t state, tries;
     uint16_t method;
-    double sent_at;
+    double sent_at, started_at;
     uint8_t tid[12];
     uint8_t nonce[MAX_NONCE];
     uint8_t nonce_len;
@@ -71,7 +75,7 @@ static uint64_t tid_seq;
 static int retransmit = 1;   /* 0 while measuring allocations: a loss is a failure */
 static int in_state[ST_FAILED + 1];
 static uint64_t refused;
-static double last_allocated;
+static int on_time;
 
 static double now_s(void) {
     struct timespec ts;
@@ -171,6 +175,7 @@ static int open_client(int index) {
     epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
     set_state(c, ST_CHALLENGE);
     transmit(c, index, ALLOCATE, 0, 0);
+    c->started_at = c->sent_at;
     return 0;
 }
 
@@ -202,7 +207,7 @@ static void on_answer(int index, const uint8_t *m, ssize_t n, int bind_channel) 
     if (c->state == ST_AUTH) {
         if (!success) { set_state(c, ST_FAILED); refused++; return; }
         set_state(c, ST_ALLOCATED);
-        last_allocated = now_s();
+        on_time += now_s() - c->started_at <= LATE_S;
         if (bind_channel) { set_state(c, ST_BINDING); transmit(c, index, CHANNEL_BIND, 1, 0); }
     } else if (c->state == ST_BINDING) {
         set_state(c, success ? ST_READY : ST_FAILED);
@@ -214,6 +219,7 @@ static void on_answer(int index, const uint8_t *m, ssize_t n, int bind_channel) 
 
 static void drain_client(int index, int bind_channel, uint8_t *seen, uint64_t *received,
                          uint64_t total) {
+    double t = now_s();
     static uint8_t bufs[BATCH][2048];
     static struct mmsghdr msgs[BATCH];
     static struct iovec iovs[BATCH];
@@ -230,10 +236,15 @@ static void drain_client(int index, int bind_channel, uint8_t *seen, uint64_t *r
         for (int i = 0; i < got; i++) {
             const uint8_t *m = bufs[i];
             ssize_t n = msgs[i].msg_len;
-            if (n >= 16 && m[0] == (CHANNEL >> 8) && memcmp(m + 4, "TLDG", 4) == 0) {
+            if (n >= 24 && m[0] == (CHANNEL >> 8) && memcmp(m + 4, "TLDG", 4) == 0) {
                 uint64_t seq;
+                double sent_at;
                 memcpy(&seq, m + 8, 8);
-                if (seq < total && !(seen[seq] & 2)) { seen[seq] |= 2; (*received)++; }
+                memcpy(&sent_at, m + 16, 8);
+                if (seq < total && !(seen[seq] & 2) && t - sent_at <= LATE_S) {
+                    seen[seq] |= 2;
+                    (*received)++;
+                }
             } else {
                 on_answer(index, m, n, bind_channel);
             }
@@ -302,6 +313,10 @@ static void pump(int timeout_ms, int bind_channel, uint8_t *seen, uint64_t *to_p
 
 /* Refresh(0) for every client that may hold an allocation, at most `rate` per second. */
 static int release_all(double rate) {
+    /* A client still waiting for its 401 holds nothing: drop it now, or a retransmission
+     * would make an allocation after the release pass went by. */
+    for (int i = 0; i < nclients; i++)
+        if (clients[i].state == ST_CHALLENGE) set_state(&clients[i], ST_FAILED);
     retransmit = 1;
     double start = now_s(), stop = start + 10.0;
     int next = 0, issued = 0;
@@ -364,7 +379,7 @@ static int setup(char **argv, int count) {
 static int relay_mode(char **argv) {
     int count = atoi(argv[7]), length = atoi(argv[10]);
     double rate = atof(argv[8]), duration = atof(argv[9]);
-    if (rate <= 0 || duration <= 0 || duration > 600 || length < 12 || length > 1200) {
+    if (rate <= 0 || duration <= 0 || duration > 600 || length < 20 || length > 1200) {
         fprintf(stderr, "turnload: bad arguments\n");
         return 2;
     }
@@ -417,7 +432,7 @@ static int relay_mode(char **argv) {
         msgs[i].msg_hdr.msg_iovlen = 1;
     }
     uint64_t sent = 0, send_errors = 0;
-    double cpu0 = cpu_s(), start = now_s(), end = start + duration, stop = end + 1.0;
+    double cpu0 = cpu_s(), start = now_s(), end = start + duration, stop = end + LATE_S;
     for (;;) {
         double t = now_s();
         if (t >= stop || (sent == total && received == sent)) break;
@@ -429,6 +444,7 @@ static int relay_mode(char **argv) {
             for (uint64_t i = 0; i < n; i++) {
                 uint64_t seq = sent + i;
                 memcpy(packets[i] + 8, &seq, 8);
+                memcpy(packets[i] + 16, &t, 8);
             }
             int fd = clients[(sent / CHUNK) % (uint64_t)count].fd;
             int done = sendmmsg(fd, msgs, (unsigned)n, 0);
@@ -465,8 +481,7 @@ static int alloc_mode(char **argv) {
     retransmit = 0;
     uint64_t dummy = 0;
     int started = 0;
-    double cpu0 = cpu_s(), start = now_s(), stop = start + count / rate + 1.0;
-    last_allocated = start;
+    double cpu0 = cpu_s(), start = now_s(), stop = start + count / rate + LATE_S;
     while (now_s() < stop) {
         int due = (int)((now_s() - start) * rate);
         if (due > count) due = count;
@@ -476,13 +491,13 @@ static int alloc_mode(char **argv) {
         if (started == count && in_state[ST_ALLOCATED] + in_state[ST_FAILED] == count) break;
     }
     int allocated = in_state[ST_ALLOCATED];
-    double elapsed = last_allocated - start, cpu = cpu_s() - cpu0;
-    double loss = 100.0 * (double)(count - allocated) / (double)count;
+    double elapsed = now_s() - start, cpu = cpu_s() - cpu0;
+    double loss = 100.0 * (double)(count - on_time) / (double)count;
     printf("{\"phase\": \"allocated\", \"rate\": %.0f, \"count\": %d, \"allocated\": %d, "
-           "\"refused\": %llu, \"unanswered\": %d, \"loss_pct\": %.3f, \"elapsed_s\": %.3f, "
+           "\"on_time\": %d, \"refused\": %llu, \"loss_pct\": %.3f, \"elapsed_s\": %.3f, "
            "\"loadgen_cpu_share\": %.3f}\n",
-           rate, count, allocated, (unsigned long long)refused,
-           count - allocated - (int)refused, loss, elapsed, elapsed > 0 ? cpu / elapsed : 0.0);
+           rate, count, allocated, on_time, (unsigned long long)refused, loss, elapsed,
+           elapsed > 0 ? cpu / elapsed : 0.0);
     fflush(stdout);
     if (hold) {
         struct pollfd in = {.fd = 0, .events = POLLIN};
