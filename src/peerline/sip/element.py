@@ -11,20 +11,18 @@ then the expensive parts (digest, location, forking).
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import heapq
-import ipaddress
 import logging
 import os
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from peerline.sip.addresses import TRANSPORT_PARAM, Addresses, canonical_ip, is_ip
 from peerline.sip.digest import Algorithm, DigestServer, Verdict
 from peerline.sip.errors import MalformedMessage, TransactionError
-from peerline.sip.fields import Via
-from peerline.sip.flow import Address, Flow, uri_host
+from peerline.sip.flow import Address, Flow
 from peerline.sip.guard import Guard, GuardConfig
 from peerline.sip.location import Binding, LocationStore, MemoryLocationStore
 from peerline.sip.matching import TransactionKey, cancel_target_key, client_key, server_key
@@ -49,7 +47,7 @@ from peerline.sip.transaction import (
     TimerConfig,
     server_transaction,
 )
-from peerline.sip.uri import SipUri, Uri, parse_uri
+from peerline.sip.uri import SipUri, parse_uri
 from peerline.users import UserDirectory
 
 log = logging.getLogger(__name__)
@@ -58,13 +56,6 @@ ALLOW = (
     "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, INFO, UPDATE, PRACK, REFER, "
     "NOTIFY, SUBSCRIBE"
 )
-_TRANSPORT_PARAM = {
-    "udp": Transport.UDP,
-    "tcp": Transport.TCP,
-    "tls": Transport.TLS,
-    "ws": Transport.WS,
-    "wss": Transport.WSS,
-}
 _HOUSEKEEPING = 1.0
 _FLOW_SWEEP = 10.0
 
@@ -167,9 +158,7 @@ class SipElement:
         self.guard = Guard(config.guard, now)
         self.proxy = Proxy(self)
         self.counters: Counter[str] = Counter()
-        self._listeners: dict[Transport, list[Address]] = {}
-        self._our_hosts: set[str] = {self.domain}
-        self._our_ports: set[int] = set()
+        self.addresses = Addresses(config.domain)
         for transport, address in listeners:
             self.add_listener(transport, address)
         self._servers: dict[TransactionKey, _Server] = {}
@@ -187,9 +176,7 @@ class SipElement:
 
     # -- adapter interface ---------------------------------------------------
     def add_listener(self, transport: Transport, address: Address) -> None:
-        self._listeners.setdefault(transport, []).append(address)
-        self._our_hosts.add(_canonical_ip(address[0]))
-        self._our_ports.add(address[1])
+        self.addresses.add_listener(transport, address)
 
     def connection_opened(self, flow: Flow) -> None:
         self._connections.add(flow.connection)
@@ -244,24 +231,10 @@ class SipElement:
         heapq.heappush(self._heap, (deadline, self._seq, item))
 
     def via_value(self, flow: Flow, branch: str) -> str:
-        host, port = self._advertised(flow)
-        return f"SIP/2.0/{flow.transport.value} {uri_host(host)}:{port};branch={branch}"
+        return self.addresses.via_value(flow, branch)
 
     def record_route(self, flow: Flow) -> str:
-        """Our Record-Route (and Path) entry for `flow`, carrying its flow token.
-        TLS is written `sip:...;transport=tls`, as phones expect (baresip cannot
-        send to `sips:...;transport=tcp`, the RFC 5630 spelling of it)."""
-        host, port = self._advertised(flow)
-        transport = {
-            Transport.UDP: "",
-            Transport.TCP: ";transport=tcp",
-            Transport.TLS: ";transport=tls",
-            Transport.WS: ";transport=ws",
-            Transport.WSS: ";transport=ws",  # RFC 7118 registers only "ws"; sips: says secure
-        }.get(flow.transport, "")
-        scheme = "sips" if flow.transport is Transport.WSS else "sip"
-        token = self.tokens.encode(flow)
-        return f"<{scheme}:{token}@{uri_host(host)}:{port}{transport};lr>"
+        return self.addresses.record_route(flow, self.tokens.encode(flow))
 
     def alive(self, flow: Flow) -> bool:
         return not flow.is_stream or flow.connection == 0 or flow.connection in self._connections
@@ -378,7 +351,7 @@ class SipElement:
         unsupported = [
             t for t in request.option_tags("Proxy-Require") if t.lower() not in SUPPORTED
         ]
-        if method == Method.REGISTER and self._is_us(request.uri):
+        if method == Method.REGISTER and self.addresses.is_us(request.uri):
             unsupported += [t for t in request.option_tags("Require") if t.lower() not in SUPPORTED]
         if unsupported:
             answer = Response.for_request(
@@ -386,13 +359,15 @@ class SipElement:
             )
             self._reply(request, key, flow, answer, now)
             return
-        if method == Method.OPTIONS and (max_forwards == 0 or self._is_server_uri(request.uri)):
+        if method == Method.OPTIONS and (
+            max_forwards == 0 or self.addresses.is_server_uri(request.uri)
+        ):
             self._reply(request, key, flow, self._options_answer(request), now)
             return
         if max_forwards == 0:
             self._reply(request, key, flow, Response.for_request(request, 483, to_tag=_tag()), now)
             return
-        if method == Method.REGISTER and self._is_us(request.uri):
+        if method == Method.REGISTER and self.addresses.is_us(request.uri):
             self._reply(request, key, flow, self._register(request, flow, now), now)
             return
         loop_tag = self._loop_tag(request)
@@ -457,8 +432,8 @@ class SipElement:
             return flow
         via = response.top_via
         host = via.received or via.host
-        host = _canonical_ip(host[1:-1] if host.startswith("[") else host)
-        if not _is_ip(host):
+        host = canonical_ip(host[1:-1] if host.startswith("[") else host)
+        if not is_ip(host):
             host = flow.remote[0]  # a name in sent-by, and no received: answer the source
         port = via.rport or (flow.remote[1] if via.rport_requested else via.port or 5060)
         if (host, port) == flow.remote:
@@ -515,17 +490,17 @@ class SipElement:
             return
         # No transaction (a late 2xx retransmission): forward statelessly (§16.11).
         vias = response.vias
-        if len(vias) < 2 or not self._is_our_via(vias[0]):
+        if len(vias) < 2 or not self.addresses.is_our_via(vias[0]):
             self.counters["dropped_stray_response"] += 1
             return
         following = vias[1]
-        transport = _TRANSPORT_PARAM.get(following.transport.lower())
+        transport = TRANSPORT_PARAM.get(following.transport.lower())
         if transport is None:
             return
         host = following.received or following.host
         host = host[1:-1] if host.startswith("[") else host
         port = following.rport or following.port or 5060
-        local = self._local_for(transport, host)
+        local = self.addresses.local_for(transport, host)
         if local is None:
             return
         self.send(upstream(response).to_bytes(), Flow(transport, local, (host, port)))
@@ -534,7 +509,7 @@ class SipElement:
     def _register(self, request: Request, flow: Flow, now: float) -> Response:
         to = request.to
         uri = to.uri
-        if not isinstance(uri, SipUri) or not uri.user or not self._is_our_domain(uri):
+        if not isinstance(uri, SipUri) or not uri.user or not self.addresses.is_our_domain(uri):
             return Response.for_request(request, 403, "Not a user of this domain", to_tag=_tag())
         user = uri.user_unescaped or ""
         identity = self._authenticate(request, flow, now, proxy=False)
@@ -601,7 +576,7 @@ class SipElement:
         routes = list(request.routes)
         tokens: list[Flow] = []
         popped = False
-        while routes and self._is_us(routes[0].uri):
+        while routes and self.addresses.is_us(routes[0].uri):
             route_uri = routes.pop(0).uri
             if isinstance(route_uri, SipUri) and route_uri.user:
                 decoded = self.tokens.decode(route_uri.user)
@@ -621,7 +596,7 @@ class SipElement:
             return Response.for_request(request, 481, to_tag=_tag())
         identity: str | None = None
         from_uri = request.from_.uri
-        if isinstance(from_uri, SipUri) and self._is_our_domain(from_uri):
+        if isinstance(from_uri, SipUri) and self.addresses.is_our_domain(from_uri):
             auth = self._authenticate(request, flow, now, proxy=True)
             if isinstance(auth, Response):
                 return auth
@@ -634,12 +609,12 @@ class SipElement:
         if routes:
             if identity is None:
                 return Response.for_request(request, 403, "Relaying denied", to_tag=_tag())
-            hop = self._flow_to(routes[0].uri)
+            hop = self.addresses.flow_to(routes[0].uri)
             if hop is None:
                 return Response.for_request(request, 404, "Next hop has no address", to_tag=_tag())
             return request, [[Target(None, hop)]], record_route
         uri = request.uri
-        if isinstance(uri, SipUri) and self._is_our_domain(uri):
+        if isinstance(uri, SipUri) and self.addresses.is_our_domain(uri):
             user = uri.user_unescaped
             if not user:
                 return Response.for_request(request, 404, to_tag=_tag())
@@ -659,7 +634,7 @@ class SipElement:
             return request, groups, record_route
         if identity is None:
             return Response.for_request(request, 403, "Relaying denied", to_tag=_tag())
-        hop = self._flow_to(uri)
+        hop = self.addresses.flow_to(uri)
         if hop is None:
             return Response.for_request(request, 404, "No address for the target", to_tag=_tag())
         return request, [[Target(None, hop)]], record_route
@@ -672,7 +647,7 @@ class SipElement:
             if binding.outbound:
                 return None
             try:
-                fresh = self._flow_to(parse_uri(binding.uri))
+                fresh = self.addresses.flow_to(parse_uri(binding.uri))
             except MalformedMessage:
                 return None
             if fresh is None:
@@ -716,56 +691,9 @@ class SipElement:
     def _looped(self, request: Request, loop_tag: str) -> bool:
         """§16.3 step 4: one of our Vias carries the same hash: it came back unchanged."""
         marker = f"-pl{loop_tag}-"
-        return any(self._is_our_via(via) and marker in (via.branch or "") for via in request.vias)
-
-    # -- addresses -----------------------------------------------------------
-    def _is_our_via(self, via: Via) -> bool:
-        host = _canonical_ip(via.host[1:-1] if via.host.startswith("[") else via.host)
-        return host in self._our_hosts and (via.port is None or via.port in self._our_ports)
-
-    def _is_our_domain(self, uri: SipUri) -> bool:
-        return _canonical_ip(uri.host_address) in self._our_hosts
-
-    def _is_us(self, uri: Uri) -> bool:
-        """The URI names this server: our domain or address, and one of our ports."""
-        return (
-            isinstance(uri, SipUri)
-            and _canonical_ip(uri.host_address) in self._our_hosts
-            and (uri.port is None or uri.port in self._our_ports)
+        return any(
+            self.addresses.is_our_via(via) and marker in (via.branch or "") for via in request.vias
         )
-
-    def _is_server_uri(self, uri: Uri) -> bool:
-        return self._is_us(uri) and isinstance(uri, SipUri) and not uri.user
-
-    def _advertised(self, flow: Flow) -> Address:
-        if flow.local[0] in ("0.0.0.0", "::"):
-            return self.domain, flow.local[1]
-        return flow.local
-
-    def _local_for(self, transport: Transport, ip: str) -> Address | None:
-        v6 = ":" in ip
-        for address in self._listeners.get(transport, ()):
-            if (":" in address[0]) == v6:
-                return address
-        return None
-
-    def _flow_to(self, uri: Uri) -> Flow | None:
-        """A new flow towards a URI with an IP address (no DNS in the core)."""
-        if not isinstance(uri, SipUri):
-            return None
-        host = uri.maddr or uri.host_address
-        try:
-            ip = str(ipaddress.ip_address(host.strip("[]")))
-        except ValueError:
-            return None
-        transport = _TRANSPORT_PARAM.get(uri.transport or ("tls" if uri.secure else "udp"))
-        if transport is None or transport in (Transport.WS, Transport.WSS):
-            return None
-        port = uri.port or (5061 if transport is Transport.TLS else 5060)
-        local = self._local_for(transport, ip)
-        if local is None:
-            return None
-        return Flow(transport, local, (ip, port))
 
     # -- housekeeping --------------------------------------------------------
     def housekeeping(self, now: float) -> None:
@@ -793,25 +721,6 @@ def _has_credentials(request: Request) -> bool:
 
 def _same_flow(a: Flow, b: Flow) -> bool:
     return a.transport == b.transport and a.remote == b.remote and a.connection == b.connection
-
-
-@functools.lru_cache(maxsize=4096)
-def _canonical_ip(host: str) -> str:
-    """An IP literal in its one spelling, or a name in lower case (cached: the same
-    few addresses and names come with every message)."""
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return host.lower()
-
-
-@functools.lru_cache(maxsize=4096)
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _tag() -> str:

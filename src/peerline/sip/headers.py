@@ -165,21 +165,17 @@ class Headers:
     __slots__ = ("_index", "_keys", "items")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        canonical: list[tuple[str, str]] = []
-        keys: list[str] = []
+        self.items: tuple[tuple[str, str], ...] = tuple(
+            [(canonical_name(name), value) for name, value in items]
+        )
+        self._keys: tuple[str, ...] = tuple([_lower(name) for name, _ in self.items])
         index: dict[str, list[str]] = {}
-        for raw_name, value in items:
-            name = canonical_name(raw_name)
-            key = _lower(name)
-            canonical.append((name, value))
-            keys.append(key)
+        for key, (_, value) in zip(self._keys, self.items, strict=True):
             found = index.get(key)
             if found is None:
                 index[key] = [value]
             else:
                 found.append(value)
-        self.items: tuple[tuple[str, str], ...] = tuple(canonical)
-        self._keys: tuple[str, ...] = tuple(keys)
         self._index = index
 
     @staticmethod
