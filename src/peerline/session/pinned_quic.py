@@ -55,7 +55,28 @@ from aioquic.quic.recovery import QuicPacketSpace
 from aioquic.quic.stream import QuicStream
 from cryptography import x509
 
+from peerline.session.errors import SessionError
 from peerline.session.identity import Fingerprint
+
+
+def _check_aioquic() -> None:
+    """Refuse to run on an aioquic whose internals moved (this file is tested with 1.7)."""
+    context = tls.Context(is_client=False)
+    needed: list[tuple[object, str, str]] = [
+        (context, "tls.Context", "_set_peer_certificate"),
+        (context, "tls.Context", "_peer_certificate"),
+        (context, "tls.Context", "_request_client_certificate"),
+        (QuicConnection, "QuicConnection", "_initialize"),
+        (QuicConnection, "QuicConnection", "_write_stream_limits"),
+    ]
+    missing = [f"{owner}.{name}" for obj, owner, name in needed if not hasattr(obj, name)]
+    if missing:
+        raise SessionError(
+            f"this aioquic lacks {', '.join(missing)}: peer sessions need aioquic 1.7 (1.x)"
+        )
+
+
+_check_aioquic()
 
 _MIN_INITIAL = 1200
 """RFC 9000 §14.1: a client's Initial datagram is padded to at least this."""
