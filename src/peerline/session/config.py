@@ -20,8 +20,10 @@ The defaults, and why:
 - windows: 2 MiB per stream and 8 MiB per connection at the start (aioquic
   doubles them as data flows), enough for ~160 Mbit/s at 100 ms RTT before the
   first raise; a reader that stops reading stops its stream's window from
-  growing, so an unread stream holds at most about its window plus the reader
-  buffer.
+  growing, so an unread stream holds at most its window at that moment. aioquic
+  doubles a window whenever half of it is used, so that is the initial window
+  early on, but up to about as much again as the stream had carried when a
+  reader stalls late in a long transfer (a limit of aioquic 1.x's growth rule).
 - `write_high_water` 1 MiB / `write_low_water` 256 KiB: a writer's `drain()`
   waits while more than the high mark is unacknowledged, and wakes below the
   low mark: memory is bounded and the pipe stays full.
