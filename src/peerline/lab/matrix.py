@@ -138,11 +138,13 @@ class Result:
 
 
 def _serve_args(state: Path) -> list[str]:
+    """The supernode: relaying to the lab's Internet (a documentation range, denied by
+    default), with no per-allocation bandwidth cap so relayed throughput is the relay's."""
     return [
         "--listen", SERVER_IP, "--alt-ip", SERVER_ALT_IP, "--tls-port", "0",
         "--sip-port", "0", "--sip-tls-port", "0", "--rate", "0", "--state-dir", str(state),
         "--realm", "lab", "--user", f"{TURN_USER}:{TURN_PASSWORD}",
-        "--allow-peer", "203.0.113.0/24",
+        "--allow-peer", "203.0.113.0/24", "--turn-bandwidth", "0",
     ]  # fmt: skip
 
 
