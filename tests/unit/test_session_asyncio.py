@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from peerline.session.config import SessionConfig, SessionRole
+from peerline.session.config import SessionConfig
 from peerline.session.core import SessionState
 from peerline.session.errors import EndReason, SessionClosed
 from peerline.session.identity import Identity
 from peerline.session.path import PathInfo, PathListener
 from peerline.session.quic import PeerSession
-from peerline.session.udp import UdpPath
+from peerline.session.selftest import facing_sessions
+from peerline.session.udp import UdpPath, loopback_pair
 
 ALICE = Identity.ephemeral("alice")
 BOB = Identity.ephemeral("bob")
@@ -77,13 +78,6 @@ class LoopPath:
         self.inner.close()
 
 
-async def udp_pair() -> tuple[UdpPath, UdpPath]:
-    """Two loopback UDP paths pointing at each other."""
-    a, b = await UdpPath.open(), await UdpPath.open()
-    a.remote, b.remote = b.local, a.local
-    return a, b
-
-
 @dataclass
 class Pair:
     client: PeerSession
@@ -104,24 +98,18 @@ async def session_pair(
     config: SessionConfig | None = None,
     loss: float = 0.0,
 ) -> AsyncIterator[Pair]:
-    inner_client, inner_server = await udp_pair()
+    inner_client, inner_server = await loopback_pair()
     client_path = LoopPath(inner_client, loss=loss, seed=1)
     server_path = LoopPath(inner_server, loss=loss, seed=2)
-    client = PeerSession(
+    client, server = facing_sessions(
         client_path,
-        role=SessionRole.CLIENT,
-        identity=ALICE,
-        peer_fingerprint=client_pins.fingerprint,
-        config=config,
-    )
-    server = PeerSession(
         server_path,
-        role=SessionRole.SERVER,
-        identity=BOB,
-        peer_fingerprint=server_pins.fingerprint,
+        client=ALICE,
+        server=BOB,
+        client_pins=client_pins.fingerprint,
+        server_pins=server_pins.fingerprint,
         config=config,
     )
-    client_path.listener, server_path.listener = client, server
     try:
         yield Pair(client, server, client_path, server_path)
     finally:
@@ -253,7 +241,7 @@ async def test_a_transfer_survives_the_path_moving_to_other_sockets() -> None:
                 if not moved and size > len(PAYLOAD) // 4:
                     moved = True
                     old = (pair.client_path.address, pair.server_path.address)
-                    new_client, new_server = await udp_pair()
+                    new_client, new_server = await loopback_pair()
                     pair.client_path.switch(new_client)
                     pair.server_path.switch(new_server)
                     for path in (pair.client_path, pair.server_path):

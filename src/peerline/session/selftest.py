@@ -18,14 +18,15 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from peerline import aio
 from peerline.errors import PeerlineError
 from peerline.session.config import SessionConfig, SessionRole
-from peerline.session.identity import Identity
+from peerline.session.identity import Fingerprint, Identity
+from peerline.session.path import DatagramPath, PathListener
 from peerline.session.quic import PeerSession
-from peerline.session.udp import UdpPath
+from peerline.session.udp import loopback_pair
 
 CHUNK = 256 * 1024
 
@@ -44,28 +45,49 @@ class SelftestResult:
         return self.size * 8 / self.seconds / 1e6 if self.seconds > 0 else 0.0
 
 
+class ListenedPath(DatagramPath, Protocol):
+    """A path that feeds the `listener` it is given (UdpPath, IceTransport)."""
+
+    listener: PathListener | None
+
+
+def facing_sessions(
+    client_path: ListenedPath,
+    server_path: ListenedPath,
+    *,
+    client: Identity,
+    server: Identity,
+    client_pins: Fingerprint | None = None,
+    server_pins: Fingerprint | None = None,
+    config: SessionConfig | None = None,
+) -> tuple[PeerSession, PeerSession]:
+    """A client and a server session over two paths that reach each other, each the
+    listener of its path. Each pins the other's real fingerprint unless told otherwise."""
+    client_session = PeerSession(
+        client_path,
+        role=SessionRole.CLIENT,
+        identity=client,
+        peer_fingerprint=client_pins or server.fingerprint,
+        config=config,
+    )
+    server_session = PeerSession(
+        server_path,
+        role=SessionRole.SERVER,
+        identity=server,
+        peer_fingerprint=server_pins or client.fingerprint,
+        config=config,
+    )
+    client_path.listener, server_path.listener = client_session, server_session
+    return client_session, server_session
+
+
 async def run_selftest(
     size: int, messages: int, config: SessionConfig | None = None
 ) -> SelftestResult:
     """Connect two sessions over loopback UDP, move `size` bytes and `messages` each way."""
     alice, bob = Identity.ephemeral("alice"), Identity.ephemeral("bob")
-    path_a, path_b = await UdpPath.open(), await UdpPath.open()
-    path_a.remote, path_b.remote = path_b.local, path_a.local
-    client = PeerSession(
-        path_a,
-        role=SessionRole.CLIENT,
-        identity=alice,
-        peer_fingerprint=bob.fingerprint,
-        config=config,
-    )
-    server = PeerSession(
-        path_b,
-        role=SessionRole.SERVER,
-        identity=bob,
-        peer_fingerprint=alice.fingerprint,
-        config=config,
-    )
-    path_a.listener, path_b.listener = client, server
+    path_a, path_b = await loopback_pair()
+    client, server = facing_sessions(path_a, path_b, client=alice, server=bob, config=config)
     try:
         started = time.perf_counter()
         await asyncio.gather(client.connect(10), server.connect(10))

@@ -79,3 +79,10 @@ class UdpPath(asyncio.DatagramProtocol):
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+
+
+async def loopback_pair() -> tuple[UdpPath, UdpPath]:
+    """Two paths on 127.0.0.1 that reach each other (for the self-test and tests)."""
+    a, b = await UdpPath.open(), await UdpPath.open()
+    a.remote, b.remote = b.local, a.local
+    return a, b
