@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.sip_support import serve_metric
+from tests.interop.sip_support import serve_metric, sip_serve
 from tests.support.baresip import account, phone, rtp_counts
-from tests.support.procs import PEERLINE, free_port, require_program, running
+from tests.support.procs import free_port, require_program
 
 pytestmark = pytest.mark.interop
 
@@ -21,36 +21,10 @@ pytestmark = pytest.mark.interop
 def sip_ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
     require_program("baresip", "baresip")
     tmp = tmp_path_factory.mktemp("baresip-serve")
-    port, tls_port, metrics = free_port(), free_port(), free_port()
-    log = tmp / "serve.log"
-    argv = [
-        *PEERLINE,
-        "serve",
-        "--listen",
-        "127.0.0.1",
-        "--stun-port",
-        str(free_port()),
-        "--tls-port",
-        "0",
-        "--sip-port",
-        str(port),
-        "--sip-tls-port",
-        str(tls_port),
-        "--domain",
-        "example.test",
-        "--sip-digest",
-        "MD5",  # baresip 1.0 (libre) answers MD5 only
-        "--user",
-        "alice:wonderland",
-        "--user",
-        "bob:builder",
-        "--metrics-port",
-        str(metrics),
-        "--state-dir",
-        str(tmp),
-    ]
-    with running(argv, ready=lambda: "serving" in log.read_text(), log=log):
-        yield {"udp": port, "tcp": port, "tls": tls_port, "metrics": metrics}
+    users = {"alice": "wonderland", "bob": "builder"}
+    extra = ["--sip-digest", "MD5"]  # baresip 1.0 (libre) answers MD5 only
+    with sip_serve(tmp, users, tls=True, metrics=True, extra=extra) as serve:
+        yield {"udp": serve.sip, "tcp": serve.sip, "tls": serve.tls, "metrics": serve.metrics}
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])

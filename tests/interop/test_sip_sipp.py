@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import PEERLINE, free_port, require_program, running
+from tests.interop.sip_support import DOMAIN, sip_serve
+from tests.support.procs import free_port, require_program
 
 pytestmark = pytest.mark.interop
 
 SCENARIOS = Path(__file__).parent / "sipp"
-DOMAIN = "example.test"
 USERS = {"alice": "wonderland", "bob": "builder", "carol": "singer"}
 #: Users only the REGISTER load test uses, so its bindings do not fork the calls.
 LOAD_USERS = {f"load{i}": f"pw{i}" for i in range(10)}
@@ -37,39 +37,20 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     require_program("sipp", "sip-tester")
     tmp = tmp_path_factory.mktemp("sip")
-    port = free_port()
-    log = tmp / "serve.log"
     # dave is known by his HA1 only (no password on the server's disk).
     ha1 = hashlib.md5(f"dave:{DOMAIN}:{HA1_PASSWORD}".encode()).hexdigest()
     users_file = tmp / "users.txt"
     users_file.write_text(f"# name:md5:HA1\ndave:md5:{ha1}\n")
-    argv = [
-        *PEERLINE,
-        "serve",
-        "--listen",
-        "127.0.0.1",
-        "--stun-port",
-        str(free_port()),
-        "--tls-port",
-        "0",
-        "--sip-port",
-        str(port),
-        "--sip-tls-port",
-        "0",
-        "--domain",
-        DOMAIN,
+    extra = [
         "--sip-digest",
         "MD5",  # sipp answers MD5 only, and gives up at the first challenge
         "--rate",
         "0",
-        "--state-dir",
-        str(tmp),
         "--users-file",
         str(users_file),
-        *[arg for name, pw in (USERS | LOAD_USERS).items() for arg in ("--user", f"{name}:{pw}")],
     ]
-    with running(argv, ready=lambda: "serving" in log.read_text(), log=log):
-        yield Server(port, tmp, log)
+    with sip_serve(tmp, USERS | LOAD_USERS, extra=extra) as serve:
+        yield Server(serve.sip, tmp, serve.log)
 
 
 def sipp(

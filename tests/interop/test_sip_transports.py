@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import PEERLINE, free_port, require_program, running
+from tests.interop.sip_support import sip_serve
+from tests.support.procs import require_program
 
 pytestmark = pytest.mark.interop
 
@@ -37,33 +38,8 @@ class Ports:
 @pytest.fixture(scope="module")
 def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ports]:
     tmp = tmp_path_factory.mktemp("sip-transports")
-    sip, ws, stun = free_port(), free_port(), free_port()
-    log = tmp / "serve.log"
-    argv = [
-        *PEERLINE,
-        "serve",
-        "--listen",
-        "127.0.0.1",
-        "--stun-port",
-        str(stun),
-        "--tls-port",
-        "0",
-        "--sip-port",
-        str(sip),
-        "--sip-tls-port",
-        "0",
-        "--sip-ws-port",
-        str(ws),
-        "--domain",
-        "example.test",
-        "--user",
-        "alice:wonderland",
-        "--state-dir",
-        str(tmp),
-    ]
-    with running(argv, ready=lambda: "serving" in log.read_text(), log=log):
-        yield Ports(sip, ws, log)
-        assert "Traceback" not in log.read_text()
+    with sip_serve(tmp, {"alice": "wonderland"}, ws=True) as serve:
+        yield Ports(serve.sip, serve.ws, serve.log)
 
 
 def read_until(conn: socket.socket, marker: bytes, limit: int = 65536) -> bytes:

@@ -20,13 +20,12 @@ from typing import Any
 
 import pytest
 
-from tests.interop.sip_support import serve_metric
-from tests.support.procs import PEERLINE, free_port, running, stop_process, wait_until
+from tests.interop.sip_support import DOMAIN, serve_metric, sip_serve
+from tests.support.procs import stop_process, wait_until
 
 pytestmark = pytest.mark.interop
 
 JSSIP = Path(__file__).parent / "jssip"
-DOMAIN = "example.test"
 USERS = {"alice": "wonderland", "bob": "builder"}
 
 
@@ -103,35 +102,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "needs JsSIP: npm ci in tests/interop/jssip (scripts/bootstrap.sh test does it)"
         )
     tmp = tmp_path_factory.mktemp("sip-ws")
-    port = free_port(host="127.0.0.1")
-    metrics_port = free_port()
-    log = tmp / "serve.log"
-    argv = [
-        *PEERLINE,
-        "serve",
-        "--listen",
-        "127.0.0.1",
-        "--stun-port",
-        str(free_port()),
-        "--tls-port",
-        "0",
-        "--sip-port",
-        str(free_port()),
-        "--sip-tls-port",
-        "0",
-        "--sip-ws-port",
-        str(port),
-        "--domain",
-        DOMAIN,
-        "--metrics-port",
-        str(metrics_port),
-        "--state-dir",
-        str(tmp),
-        *[arg for name, pw in USERS.items() for arg in ("--user", f"{name}:{pw}")],
-    ]
-    with running(argv, ready=lambda: "serving" in log.read_text(), log=log):
-        yield Server(f"ws://127.0.0.1:{port}", metrics_port)
-        assert "Traceback" not in log.read_text()
+    with sip_serve(tmp, USERS, ws=True, metrics=True) as serve:
+        yield Server(f"ws://127.0.0.1:{serve.ws}", serve.metrics)
 
 
 @pytest.fixture
