@@ -312,7 +312,12 @@ class SessionCore:
         assert quic is not None
         peer = quic.peer_certificate
         if peer is None or not self.peer_fingerprint.matches(peer):
-            seen = "no certificate" if peer is None else Fingerprint.of_certificate(peer).hex
+            algorithm = self.peer_fingerprint.algorithm
+            seen = (
+                "no certificate"
+                if peer is None
+                else Fingerprint.of_certificate(peer, algorithm).hex
+            )
             quic.close(
                 error_code=_CRYPTO_CERTIFICATE_REQUIRED
                 if peer is None

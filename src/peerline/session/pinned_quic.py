@@ -129,7 +129,11 @@ class PinnedQuicConnection(QuicConnection):
             parse_certificate(message)
             peer = context._peer_certificate
             if peer is None or not self.expected.matches(peer):
-                seen = "none" if peer is None else Fingerprint.of_certificate(peer).hex
+                seen = (
+                    "none"
+                    if peer is None
+                    else Fingerprint.of_certificate(peer, self.expected.algorithm).hex
+                )
                 self.refusal = f"expected {self.expected.hex}, got {seen}"
                 raise tls.AlertBadCertificate("certificate does not match the pinned fingerprint")
 
