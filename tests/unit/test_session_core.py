@@ -28,7 +28,7 @@ from peerline.session.events import (
     StreamAborted,
     StreamData,
 )
-from peerline.session.identity import Identity
+from peerline.session.identity import Fingerprint, HashFunction, Identity
 from peerline.session.pinned_quic import PinnedQuicConnection
 
 ALICE = Identity.ephemeral("alice")
@@ -497,3 +497,21 @@ def test_any_datagram_is_dropped_or_handled_never_raised(
     for datagram in (bytes([first]) + data, bytes([first]) + cid + data):
         core.receive_datagram(datagram, link.now)
         assert core.state is SessionState.CONNECTED
+
+
+def test_a_sha512_pin_is_honoured_like_a_sha256_one() -> None:
+    strong = Fingerprint.of_certificate(BOB.certificate, HashFunction.SHA_512)
+    client = SessionCore(role=SessionRole.CLIENT, identity=ALICE, peer_fingerprint=strong)
+    server = SessionCore(role=SessionRole.SERVER, identity=BOB, peer_fingerprint=ALICE.fingerprint)
+    link = Link(client, server)
+    link.connect()
+    wrong = Fingerprint.of_certificate(MALLORY.certificate, HashFunction.SHA_512)
+    client = SessionCore(role=SessionRole.CLIENT, identity=ALICE, peer_fingerprint=wrong)
+    server = SessionCore(role=SessionRole.SERVER, identity=BOB, peer_fingerprint=ALICE.fingerprint)
+    link = Link(client, server)
+    link.start()
+    link.run_until(lambda: link.ended("client") is not None, until=10)
+    end = link.ended("client")
+    assert end is not None
+    assert end.reason is EndReason.FINGERPRINT_MISMATCH
+    assert Fingerprint.of_certificate(BOB.certificate, HashFunction.SHA_512).hex in end.detail
