@@ -6,6 +6,8 @@ maps endpoint-independently or per destination (symmetric) and filters by
 nothing, by address, or by address and port (RFC 4787 terms), so tests make real
 server-reflexive and peer-reflexive situations happen without a socket.
 `run_until` advances the clock to the next timer or arrival, bounded in steps.
+A host may carry sidecars: sans-IO cores beside its agent (an extension such as
+the birthday technique) that see its datagrams first and have timers of their own.
 All addresses are documentation or private ranges and never leave this process.
 """
 
@@ -17,9 +19,9 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-from peerline.ice.agent import Agent, Disposition
+from peerline.ice.agent import Agent, Disposition, Transmit
 from peerline.ice.candidate import Candidate
 from peerline.ice.events import Event
 from peerline.stun import MalformedMessage, Message, TransportAddress, is_stun, parse
@@ -109,6 +111,21 @@ class Packet:
             return None
 
 
+class Sidecar(Protocol):
+    """A sans-IO core beside a host's agent: offered each datagram before the
+    agent (True: consumed), sending and waking up like the agent does."""
+
+    def receive(
+        self, data: bytes, base: TransportAddress, source: TransportAddress, now: float
+    ) -> bool: ...
+
+    def datagrams_to_send(self, now: float) -> list[Transmit]: ...
+
+    def get_timer(self) -> float | None: ...
+
+    def handle_timer(self, now: float) -> None: ...
+
+
 @dataclass(eq=False)
 class Host:
     """An agent and the addresses it owns (its bases)."""
@@ -125,6 +142,12 @@ class Host:
     """When each of `events` came out (the fake clock)."""
     delivered: list[tuple[bytes, TransportAddress, TransportAddress]] = field(default_factory=list)
     """Datagrams the agent said were not ICE: (data, base, source)."""
+    sidecars: list[Sidecar] = field(default_factory=list)
+
+    def timers(self) -> list[float]:
+        """The agent's and the sidecars' next deadlines."""
+        cores: list[Agent | Sidecar] = [self.agent, *self.sidecars]
+        return [t for core in cores if (t := core.get_timer()) is not None]
 
     def of_type(self, kind: type[E]) -> list[E]:
         return [e for e in self.events if isinstance(e, kind)]
@@ -201,6 +224,9 @@ class Network:
                 continue
             for transmit in host.agent.datagrams_to_send(self.now):
                 self.send_from(host, transmit.data, transmit.base, transmit.destination)
+            for sidecar in host.sidecars:
+                for transmit in sidecar.datagrams_to_send(self.now):
+                    self.send_from(host, transmit.data, transmit.base, transmit.destination)
             while (event := host.agent.next_event()) is not None:
                 host.events.append(event)
                 host.event_times.append(self.now)
@@ -245,6 +271,12 @@ class Network:
                 private = host.nat is not None and destination not in host.relayed
                 if private and destination == packet.destination and sender.nat is not host.nat:
                     return  # a private address behind another NAT: unreachable
+                offered = (
+                    s.receive(packet.data, destination, packet.source, self.now)
+                    for s in host.sidecars
+                )
+                if any(offered):
+                    return
                 disposition = host.agent.receive_datagram(
                     packet.data, destination, packet.source, self.now
                 )
@@ -255,8 +287,7 @@ class Network:
 
     def _next_time(self) -> float | None:
         times = [self._flight[0][0]] if self._flight else []
-        timers = (host.agent.get_timer() for host in self.hosts if host.online)
-        times.extend(t for t in timers if t is not None)
+        times.extend(t for host in self.hosts if host.online for t in host.timers())
         return min(times, default=None)
 
     def step_to(self, when: float) -> None:
@@ -266,9 +297,12 @@ class Network:
             _, _, packet = heapq.heappop(self._flight)
             self._deliver(packet)
         for host in self.hosts:
-            timer = host.agent.get_timer() if host.online else None
-            if timer is not None and timer <= self.now:
-                host.agent.handle_timer(self.now)
+            if not host.online:
+                continue
+            for core in (host.agent, *host.sidecars):
+                timer = core.get_timer()
+                if timer is not None and timer <= self.now:
+                    core.handle_timer(self.now)
         self.flush()
 
     def run_until(
