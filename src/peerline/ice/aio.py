@@ -17,11 +17,19 @@ relayed address as its base.
 The transport is also the session's `DatagramPath`: `send` goes over whatever
 pair is selected now, and a pair change is invisible to the session except
 through `path_changed`.
+
+Between two peerline peers whose NATs call for it (one maps per destination,
+the other does not), the transport also runs the birthday technique
+(`peerline.ice.birthday`): the side behind the symmetric NAT opens extra
+sockets (ephemeral ports, whatever `port_range` says) that stay open only if
+a pair comes to use them, and every datagram on a socket the technique uses
+is offered to its `BirthdayRun` before the agent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 from collections.abc import Callable, Coroutine
@@ -31,6 +39,15 @@ from typing import Any, Self, cast
 from peerline.aio import DeadlineTimer
 from peerline.errors import PeerlineError
 from peerline.ice.agent import Agent, Disposition, Transmit
+from peerline.ice.birthday import (
+    BIRTHDAY_OPTION,
+    BirthdayPlan,
+    BirthdayReport,
+    BirthdayRole,
+    BirthdayRun,
+    Mapping,
+    plan_birthday,
+)
 from peerline.ice.candidate import Candidate, CandidateType
 from peerline.ice.checklist import PairInfo
 from peerline.ice.config import Role
@@ -54,6 +71,7 @@ from peerline.ice.gather import (
     select_host_addresses,
 )
 from peerline.ice.relay import RelayError, RelayLink
+from peerline.ice.sdp import Credentials
 from peerline.net import Address, format_address, interface_addresses
 from peerline.session.path import PathInfo, PathListener
 from peerline.stun import TransportAddress, is_stun
@@ -131,7 +149,10 @@ class IceTransport:
         self.listener = listener
         self._on_candidate = on_candidate
         self._log = logging.LoggerAdapter(logger, {"ice": name})
-        self._agent = Agent(role=role, config=self.config.ice, name=name)
+        ice = self.config.ice
+        if self.config.birthday.enabled and BIRTHDAY_OPTION not in ice.ice_options:
+            ice = dataclasses.replace(ice, ice_options=(*ice.ice_options, BIRTHDAY_OPTION))
+        self._agent = Agent(role=role, config=ice, name=name)
         self._gatherer = Gatherer(self.config)
         self._sockets: dict[TransportAddress, _HostSocket] = {}
         self._relays: list[RelayLink] = []
@@ -148,6 +169,12 @@ class IceTransport:
         self._path: PathInfo | None = None
         self._started = False
         self._closed = False
+        self._remote_credentials: Credentials | None = None
+        self._remote_mapping = Mapping.UNKNOWN
+        self._birthday_planned = False
+        self._birthday: BirthdayRun | None = None
+        self._extra_sockets: dict[TransportAddress, _HostSocket] = {}
+        """The birthday opener's extra sockets (those no pair uses close when it ends)."""
         self.server_failures: list[str] = []
         """One line per STUN/TURN server that gave nothing (it cost its timeout)."""
 
@@ -197,13 +224,15 @@ class IceTransport:
             return
         self._closed = True
         self._agent.close()
+        if self._birthday is not None:
+            self._birthday.stop()
         self._route = None
         self._timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(relay.close() for relay in self._relays), return_exceptions=True)
-        for host in self._sockets.values():
+        for host in (*self._sockets.values(), *self._extra_sockets.values()):
             if host.transport is not None:
                 host.transport.close()
         for future in (self._connected, self._gathered):
@@ -358,14 +387,27 @@ class IceTransport:
         async with asyncio.timeout(timeout):
             await asyncio.shield(self._gathered)
 
+    @property
+    def local_mapping(self) -> Mapping:
+        """How our NAT maps, as gathering found it (final once gathering is done)."""
+        return self._gatherer.mapping
+
+    @property
+    def birthday(self) -> BirthdayReport | None:
+        """What the birthday technique did, or None when it did not run."""
+        return None if self._birthday is None else self._birthday.report()
+
     def local_description(self) -> str:
         """Credentials, options, candidates so far, and end-of-candidates once
-        gathering is over, as RFC 8839 attribute lines."""
+        gathering is over, as RFC 8839 attribute lines (with our NAT's mapping
+        then, when the birthday technique is on)."""
+        known = self.config.birthday.enabled and self.gathering_done
         return IceDescription(
             credentials=self._agent.local_credentials,
-            options=self.config.ice.ice_options,
+            options=self._agent.config.ice_options,
             candidates=tuple(self._agent.local_candidates),
             end_of_candidates=self.gathering_done,
+            mapping=self._gatherer.mapping if known else None,
         ).to_text()
 
     def set_remote_description(self, text: str) -> None:
@@ -377,12 +419,15 @@ class IceTransport:
         """
         description = parse_description(text)
         if description.credentials is not None:
-            creds = description.credentials
+            creds = self._remote_credentials = description.credentials
             self._agent.set_remote_credentials(creds.ufrag, creds.pwd, options=description.options)
+        if description.mapping is not None:
+            self._remote_mapping = description.mapping
         for candidate in description.candidates:
             self.add_remote_candidate(candidate)
         if description.end_of_candidates:
             self.end_of_remote_candidates()
+        self._consider_birthday()
         self._service()
 
     def add_remote_candidate(self, candidate: Candidate) -> None:
@@ -416,6 +461,67 @@ class IceTransport:
         self._service()
         return self.local_description()
 
+    # -- the birthday technique -----------------------------------------------------------
+
+    def _consider_birthday(self) -> None:
+        """Start the technique once both sides' facts are known, if they call for it."""
+        if not self.config.birthday.enabled or self._birthday_planned or not self.gathering_done:
+            return
+        if self._remote_credentials is None or self._closed:
+            return
+        plan = plan_birthday(
+            negotiated=BIRTHDAY_OPTION in self._agent.negotiated_options,
+            local=self._gatherer.mapping,
+            remote=self._remote_mapping,
+            local_candidates=self._agent.local_candidates,
+            remote_candidates=self._agent.remote_candidates,
+        )
+        if plan is None:
+            return
+        self._birthday_planned = True
+        self._log.info("birthday technique: %s toward %s", plan.role.value, plan.peer_ip)
+        if plan.role is BirthdayRole.OPENER:
+            self._spawn(self._open_extra_sockets(plan))
+        else:
+            self._start_birthday(plan)
+
+    async def _open_extra_sockets(self, plan: BirthdayPlan) -> None:
+        """The opener's extra sockets, on the address behind our reflexive one."""
+        for _ in range(self.config.birthday.ports):
+            try:
+                _, host = await self._loop.create_datagram_endpoint(
+                    lambda: _HostSocket(self), local_addr=(plan.base.ip, 0), family=socket.AF_INET
+                )
+            except OSError as error:
+                self._log.warning(
+                    "birthday: %d extra sockets, then %s", len(self._extra_sockets), error
+                )
+                break
+            self._extra_sockets[host.base] = host
+        self._start_birthday(plan)
+        self._service()
+
+    def _start_birthday(self, plan: BirthdayPlan) -> None:
+        remote = self._remote_credentials
+        if self._closed or remote is None:
+            return
+        self._birthday = BirthdayRun(
+            self._agent,
+            plan,
+            self.config.birthday,
+            remote=remote,
+            bases=list(self._extra_sockets),
+            now=self._loop.time(),
+        )
+
+    def _birthday_ended(self, run: BirthdayRun) -> None:
+        """Close the extra sockets no pair uses; say how it went."""
+        for base in [b for b in self._extra_sockets if b not in run.admitted]:
+            transport = self._extra_sockets.pop(base).transport
+            if transport is not None:
+                transport.close()
+        self._log.info("birthday technique: %s", run.report().as_dict())
+
     # -- connection ---------------------------------------------------------------------
 
     async def connected(self, timeout: float | None = None) -> PathInfo:
@@ -446,6 +552,10 @@ class IceTransport:
             if relay.base == base and relay.server_address == source:
                 relay.feed(data)
                 return
+        run = self._birthday
+        if run is not None and run.receive(data, base, TransportAddress(*source), now):
+            self._service()
+            return
         self._deliver(data, base, source, now)
 
     def _on_relayed(self, relay: RelayLink, data: bytes, peer: Address) -> None:
@@ -471,8 +581,11 @@ class IceTransport:
 
     # -- datagrams out, events, the timer -----------------------------------------------
 
+    def _host_at(self, base: TransportAddress) -> _HostSocket | None:
+        return self._sockets.get(base) or self._extra_sockets.get(base)
+
     def _transmit(self, out: Transmit) -> None:
-        host = self._sockets.get(out.base)
+        host = self._host_at(out.base)
         if host is not None:
             host.sendto(out.data, out.destination)
             return
@@ -491,7 +604,15 @@ class IceTransport:
         for out in self._agent.datagrams_to_send(now):
             self._transmit(out)
         self._agent_events()
-        timers = (self._agent.get_timer(), self._gatherer.get_timer())
+        run = self._birthday
+        if run is not None:
+            running = not run.finished
+            for out in run.datagrams_to_send(now):
+                self._transmit(out)
+            if running and run.finished:
+                self._birthday_ended(run)
+        birthday_timer = None if run is None else run.get_timer()
+        timers = (self._agent.get_timer(), self._gatherer.get_timer(), birthday_timer)
         deadline = min((t for t in timers if t is not None), default=None)
         if deadline is not None and deadline <= self._last_fired:
             deadline = now + _IDLE_GUARD  # handled at that time and not moved: do not spin
@@ -501,6 +622,8 @@ class IceTransport:
         now = self._last_fired = self._loop.time()
         self._agent.handle_timer(now)
         self._gatherer.handle_timer(now)
+        if self._birthday is not None:
+            self._birthday.handle_timer(now)
         self._service()
 
     def _gathering_events(self) -> None:
@@ -519,6 +642,7 @@ class IceTransport:
             self._gathered.set_result(None)
             if self._on_candidate is not None:
                 self._on_candidate(None)
+            self._consider_birthday()
 
     def _agent_events(self) -> None:
         while (event := self._agent.next_event()) is not None:
@@ -553,7 +677,7 @@ class IceTransport:
     def _select(self, pair: PairInfo) -> None:
         info = path_info(pair)
         destination = (pair.destination.ip, pair.destination.port)
-        host = self._sockets.get(pair.base)
+        host = self._host_at(pair.base)
         if host is not None:
             self._route = (host.sendto, destination)
         else:

@@ -4,9 +4,13 @@ This is what peers exchange (in a pasted blob today, inside SDP later):
 
     a=ice-ufrag:8hhY
     a=ice-pwd:asd88fgpdd777uzjYhagZg
-    a=ice-options:trickle ice2
+    a=ice-options:trickle ice2 peerline+birthday
+    a=x-peerline-mapping:independent
     a=candidate:1 1 UDP 2130706431 10.0.1.1 8998 typ host
     a=end-of-candidates
+
+`x-peerline-mapping` (how our NAT maps, for the birthday technique) is
+peerline's own; other agents skip it as an unknown attribute.
 
 Reading is lenient where SDP is (blank lines, CRLF, lines of other
 attributes such as a fingerprint are skipped, `a=` may be left out) and
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from peerline.ice.birthday import MAPPING_ATTRIBUTE, Mapping
 from peerline.ice.candidate import Candidate
 from peerline.ice.errors import IceError, MalformedAttribute
 from peerline.ice.sdp import (
@@ -55,13 +60,15 @@ class BadDescription(IceError):  # noqa: N818 (a user's mistake, named for what 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IceDescription:
     """What one side tells the other: credentials, options, candidates so far, and
-    whether it will trickle more (`end_of_candidates` false: more may follow)."""
+    whether it will trickle more (`end_of_candidates` false: more may follow).
+    `mapping` is how its NAT maps, once gathering knows (None: not said)."""
 
     credentials: Credentials | None
     options: tuple[str, ...] = ()
     candidates: tuple[Candidate, ...] = ()
     end_of_candidates: bool = False
     lite: bool = False
+    mapping: Mapping | None = None
 
     def to_text(self) -> str:
         """Attribute lines with `a=`, one per line, ending with a newline."""
@@ -72,10 +79,13 @@ class IceDescription:
             attributes.append(IceOptions(self.options))
         if self.lite:
             attributes.append(IceLite())
-        attributes += self.candidates
+        lines = [f"a={format_attribute(a)}\n" for a in attributes]
+        if self.mapping is not None:
+            lines.append(f"a={MAPPING_ATTRIBUTE}:{self.mapping.value}\n")
+        rest: list[IceAttribute] = [*self.candidates]
         if self.end_of_candidates:
-            attributes.append(EndOfCandidates())
-        return "".join(f"a={format_attribute(a)}\n" for a in attributes)
+            rest.append(EndOfCandidates())
+        return "".join(lines + [f"a={format_attribute(a)}\n" for a in rest])
 
 
 def parse_description(text: str) -> IceDescription:
@@ -87,10 +97,15 @@ def parse_description(text: str) -> IceDescription:
     options: tuple[str, ...] = ()
     candidates: list[Candidate] = []
     end = lite = False
+    mapping = None
     for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         body = line.removeprefix("a=")
-        if body.partition(":")[0] not in _ICE_NAMES:
+        name, _, value = body.partition(":")
+        if name == MAPPING_ATTRIBUTE:
+            mapping = Mapping.parse(value)
+            continue
+        if name not in _ICE_NAMES:
             continue  # another SDP line or attribute: not ours to judge
         try:
             attribute = parse_attribute(body)
@@ -120,4 +135,5 @@ def parse_description(text: str) -> IceDescription:
         candidates=tuple(candidates),
         end_of_candidates=end,
         lite=lite,
+        mapping=mapping,
     )

@@ -12,6 +12,13 @@ it, is deduplicated and prioritised in one place.
 Every query has a deadline (`stun_timeout`), so a dead STUN server costs one
 timeout and nothing else: gathering ends when the last query has answered or
 expired.
+
+On the way it learns how the NAT maps (`Gatherer.mapping`, for the birthday
+technique of `peerline.ice.birthday`): the same socket's mapped address as seen
+by two destinations, which are the two STUN servers, a STUN and a TURN server,
+or, when a server names its RFC 5780 OTHER-ADDRESS, that other address, asked
+once more from the same socket (a behaviour query: it counts for the verdict,
+never becomes a candidate, and its failure is not a server failure).
 """
 
 from __future__ import annotations
@@ -25,10 +32,12 @@ from urllib.parse import unquote
 
 from peerline.errors import UsageError
 from peerline.ice.agent import Transmit
+from peerline.ice.birthday import BirthdayConfig, Mapping, combine_mappings, judge_mapping
 from peerline.ice.candidate import MAX_LOCAL_PREFERENCE, Candidate, CandidateType
 from peerline.ice.config import IceConfig
 from peerline.net import InterfaceAddress, parse_port
 from peerline.stun import (
+    AddressFamily,
     ClientTransaction,
     MalformedMessage,
     MessageBuilder,
@@ -196,6 +205,8 @@ class IceTransportConfig:
     - `stun_timeout`, `turn_timeout`: how long one server may take to answer
       before it is given up (seconds); the connection goes on without it.
     - `ice`: the agent's own timers (consent, pacing...).
+    - `birthday`: the birthday technique between two peerline peers (on by
+      default; `BirthdayConfig(enabled=False)` neither advertises nor runs it).
     """
 
     stun_servers: tuple[StunServer, ...] = ()
@@ -210,6 +221,7 @@ class IceTransportConfig:
     stun_timeout: float = 3.0
     turn_timeout: float = 5.0
     ice: IceConfig = field(default_factory=IceConfig)
+    birthday: BirthdayConfig = field(default_factory=BirthdayConfig)
 
     def __post_init__(self) -> None:
         if not self.stun_timeout > 0 or not self.turn_timeout > 0:
@@ -298,6 +310,8 @@ class _Query:
     preference: int
     transaction: ClientTransaction
     deadline: float
+    behaviour: bool = False
+    """A second destination for the mapping verdict only (no candidate)."""
 
 
 class Gatherer:
@@ -316,6 +330,9 @@ class Gatherer:
         self._servers: list[tuple[StunServer, TransportAddress]] = []
         self._queries: dict[bytes, _Query] = {}
         self._known: set[tuple[TransportAddress, TransportAddress]] = set()
+        self._mapped: dict[TransportAddress, dict[TransportAddress, TransportAddress]] = {}
+        """Per IPv4 base: destination -> the address it saw us at."""
+        self._asked_other: set[TransportAddress] = set()
         self._events: deque[GatherEvent] = deque()
         self._out: list[Transmit] = []
         self._finished = False
@@ -331,6 +348,12 @@ class Gatherer:
     @property
     def done(self) -> bool:
         return self._finished and not self._queries
+
+    @property
+    def mapping(self) -> Mapping:
+        """How the NAT in front of our IPv4 sockets maps (UNKNOWN until two
+        destinations answered one socket); final once `done`."""
+        return combine_mappings(judge_mapping(base, seen) for base, seen in self._mapped.items())
 
     def add_host(self, base: tuple[str, int], now: float) -> None:
         """A host socket is open at `base`: its host candidate, then its STUN queries."""
@@ -366,7 +389,9 @@ class Gatherer:
         )
         self._emit(relay, TransportAddress(*relayed))
         if mapped is not None and base is not None:
-            self._reflexive(mapped, TransportAddress(*base), server, preference)
+            here = TransportAddress(*base)
+            self._saw(here, TransportAddress(*server), TransportAddress(*mapped))
+            self._reflexive(mapped, here, server, preference)
 
     def server_failed(self, server: str, reason: str) -> None:
         """A server the adapter talked to (TURN) failed: report it like ours."""
@@ -388,22 +413,45 @@ class Gatherer:
         if query.base != base or not query.transaction.handle_response(message, now):
             return False
         del self._queries[message.transaction_id]
-        self._answered(query)
+        self._answered(query, now)
         return True
 
-    def _answered(self, query: _Query) -> None:
+    def _answered(self, query: _Query, now: float) -> None:
         result = query.transaction.result
         message = result.message if isinstance(result, ResponseReceived) else None
-        mapped = None
+        mapped = other = None
         if message is not None and message.message_class is MessageClass.SUCCESS:
             try:
                 mapped = message.xor_mapped_address
+                other = message.other_address
             except MalformedMessage:
-                mapped = None
+                pass
         if mapped is None:
             self._failed(query, "no XOR-MAPPED-ADDRESS in the answer")
             return
+        self._saw(query.base, query.address, TransportAddress(*mapped))
+        if query.behaviour:
+            return
         self._reflexive(mapped, query.base, query.address, query.preference)
+        if other is not None and self._config.birthday.enabled:
+            self._ask_other(query, TransportAddress(*other), now)
+
+    def _saw(
+        self, base: TransportAddress, destination: TransportAddress, mapped: TransportAddress
+    ) -> None:
+        if base.family is AddressFamily.IPV4 and destination.family is AddressFamily.IPV4:
+            self._mapped.setdefault(base, {})[destination] = mapped
+
+    def _ask_other(self, query: _Query, other: TransportAddress, now: float) -> None:
+        """Ask the server's OTHER-ADDRESS from the same socket once, unless another
+        destination already gave this socket a verdict."""
+        base = query.base
+        if base in self._asked_other or other.ip == query.address.ip:
+            return
+        if judge_mapping(base, self._mapped.get(base, {})) is not Mapping.UNKNOWN:
+            return
+        self._asked_other.add(base)
+        self._query(query.server, other, base, query.preference, now, behaviour=True)
 
     def handle_timer(self, now: float) -> None:
         for tid, query in list(self._queries.items()):
@@ -439,6 +487,8 @@ class Gatherer:
         base: TransportAddress,
         preference: int,
         now: float,
+        *,
+        behaviour: bool = False,
     ) -> None:
         if self._relay_only:
             return  # nothing reflexive is signalled: no need to ask
@@ -455,9 +505,12 @@ class Gatherer:
             preference=preference,
             transaction=transaction,
             deadline=now + self._config.stun_timeout,
+            behaviour=behaviour,
         )
 
     def _failed(self, query: _Query, reason: str) -> None:
+        if query.behaviour:
+            return  # the server's other address is not one we were asked to use
         self._events.append(ServerFailed(server=str(query.server), base=query.base, reason=reason))
 
     def _preference_of(self, base: tuple[str, int] | None) -> int:
