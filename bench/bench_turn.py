@@ -166,7 +166,20 @@ def measure(name: str, pid: int, loadgen: Loadgen, args: argparse.Namespace) -> 
     process = psutil.Process(pid)
     result = Result(name)
     wait_until_relaying(loadgen)
-    # Memory first, on a fresh heap (freed memory is reused later, and would hide growth).
+    if "memory" in args.measure:
+        result.bytes_per_allocation = memory_per_allocation(name, process, loadgen, args)
+    if "allocations" in args.measure:
+        result.allocations_per_s = allocation_rate(name, loadgen, args)
+    if "relay" in args.measure:
+        relay_figures(name, process, loadgen, args, result)
+    return result
+
+
+def memory_per_allocation(
+    name: str, process: psutil.Process, loadgen: Loadgen, args: argparse.Namespace
+) -> float:
+    """RSS growth per allocation held. Measured first, on a fresh heap: memory freed
+    later is reused by later allocations and would hide the growth."""
     before = process.memory_info().rss
     grown: list[int] = []
 
@@ -175,14 +188,16 @@ def measure(name: str, pid: int, loadgen: Loadgen, args: argparse.Namespace) -> 
         grown.append(process.memory_info().rss - before)
 
     held = loadgen.allocate(args.allocations, args.allocation_rate, hold)
-    result.bytes_per_allocation = grown[0] / max(1, held["allocated"])
     print(
         f"    {name}: {held['allocated']} allocations held, RSS +{grown[0] / 1e6:.1f} MB, "
         f"{held['released']} released",
         flush=True,
     )
     time.sleep(2.0)
+    return grown[0] / max(1, held["allocated"])
 
+
+def allocation_rate(name: str, loadgen: Loadgen, args: argparse.Namespace) -> float:
     def allocations(rate: float) -> dict[str, float]:
         outcome = loadgen.allocate(
             min(MAX_STEP_ALLOCATIONS, max(500, int(rate * args.duration))), rate
@@ -190,10 +205,13 @@ def measure(name: str, pid: int, loadgen: Loadgen, args: argparse.Namespace) -> 
         time.sleep(1.5)  # let the server finish the releases before the next step
         return outcome
 
-    result.allocations_per_s, _ = highest_rate(
-        allocations, f"{name:9} allocations", 1000.0, args.max_allocation_rate
-    )
+    best, _ = highest_rate(allocations, f"{name:9} allocations", 1000.0, args.max_allocation_rate)
+    return best
 
+
+def relay_figures(
+    name: str, process: psutil.Process, loadgen: Loadgen, args: argparse.Namespace, result: Result
+) -> None:
     def relay(rate: float) -> dict[str, float]:
         outcome = loadgen.relay(rate, args.duration)
         time.sleep(0.3)
@@ -207,7 +225,6 @@ def measure(name: str, pid: int, loadgen: Loadgen, args: argparse.Namespace) -> 
     used = cpu_seconds(process) - used
     relayed = fixed["to_peer"] + fixed["received"]
     result.cpu_us_per_packet = 1e6 * used / max(1.0, relayed)
-    return result
 
 
 def start(argv: list[str]) -> "subprocess.Popen[bytes]":
@@ -314,7 +331,15 @@ def main() -> int:
     parser.add_argument("--max-rate", type=float, default=160_000.0, help="messages/s")
     parser.add_argument("--cpu-rate", type=float, default=10_000.0, help="messages/s for CPU")
     parser.add_argument("--only", choices=("coturn", "peerline"), help="measure one server")
+    parser.add_argument(
+        "--measure",
+        type=lambda text: set(text.split(",")),
+        default={"memory", "allocations", "relay"},
+        help="what to measure, comma-separated: memory, allocations, relay (default: all)",
+    )
     args = parser.parse_args()
+    if not args.measure <= {"memory", "allocations", "relay"}:
+        parser.error("--measure takes memory, allocations and relay")
     if not 1 <= args.allocations <= 15_000:
         parser.error("--allocations must be between 1 and 15000")
     if shutil.which("turnserver") is None:

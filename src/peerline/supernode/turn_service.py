@@ -23,6 +23,7 @@ import resource
 import socket
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from peerline.net import Address
 from peerline.ratelimit import RateLimit
@@ -53,20 +54,35 @@ _IP_PMTUDISC_DO = 2  # Linux: always set DF (what DONT-FRAGMENT asks for)
 RelaySocket = socket.socket
 
 
+#: The client key's transport name as one plain string object per transport: a key
+#: built per packet then hashes and compares without `str()` or an Enum's `__eq__`.
+_KIND = {transport: str(transport) for transport in Transport}
+
+
+class _Route(NamedTuple):
+    """The way back to one client: over UDP the listening socket's `sendto` and the
+    client's address, over a stream the connection's `write`."""
+
+    sendto: Callable[[bytes, Address], None] | None
+    destination: Address
+    write: Callable[[bytes], None] | None
+
+    def send(self, data: bytes) -> None:
+        if self.sendto is not None:
+            self.sendto(data, self.destination)
+        elif self.write is not None:
+            self.write(data)
+
+
 class _Relay:
-    """The adapter's side of one allocation: its sockets and the way to its client."""
+    """The adapter's side of one allocation: its sockets and its client's route."""
 
-    __slots__ = ("alloc", "client", "send", "sockets")
+    __slots__ = ("alloc", "client", "route", "sockets")
 
-    def __init__(
-        self,
-        client: ClientKey,
-        sockets: list[socket.socket],
-        send: Callable[[bytes], None],
-    ) -> None:
+    def __init__(self, client: ClientKey, sockets: list[socket.socket], route: _Route) -> None:
         self.client = client
         self.sockets = sockets
-        self.send = send
+        self.route = route
         self.alloc: Allocation[RelaySocket] | None = None
 
 
@@ -93,24 +109,41 @@ class TurnService:
 
     def add_stream_listener(self, listener: StreamListener) -> None:
         """Let relayed data reach clients on this listener's connections."""
-        self._streams[(listener.local, str(listener.transport))] = listener
+        self._streams[(listener.local, _KIND[listener.transport])] = listener
 
     def front(self, stun: DatagramHandler) -> DatagramHandler:
-        """A handler for the STUN ports: Binding to `stun`, the rest to TURN."""
+        """A handler for the STUN ports: Binding to `stun`, the rest to TURN.
+
+        ChannelData (first byte 0x40-0x7F) is the relay's hot path: it goes from here
+        straight to the core's channel lookup and out of the relay socket, with no
+        STUN parsing and no other call in between."""
         turn = self.handle
+        channel_data = self.core.channel_data
+        kind = _KIND
 
         def handle(
             data: bytes, source: Address, local: Address, transport: Transport, now: float
         ) -> Reply | None:
-            if len(data) < 4 or (data[0] < 0x40 and (data[0] << 8 | data[1]) & 0x3EEF == 1):
-                return stun(data, source, local, transport, now)  # Binding, or too short
+            if len(data) < 4:
+                return stun(data, source, local, transport, now)
+            first = data[0]
+            if 0x40 <= first <= 0x7F:
+                out = channel_data(data, (kind[transport], source, local), now)
+                if out is not None:
+                    try:  # noqa: SIM105 - contextlib.suppress costs a context manager
+                        out[0].sendto(out[1], out[2])
+                    except OSError:
+                        pass  # buffer full or ICMP error queued: a datagram may be lost
+                return None
+            if first < 0x40 and (first << 8 | data[1]) & 0x3EEF == 1:
+                return stun(data, source, local, transport, now)  # Binding
             return turn(data, source, local, transport, now)
 
         return handle
 
     def stream_closed(self, peer: Address, local: Address, transport: Transport) -> None:
         """A TCP/TLS client went away: its allocation goes with it."""
-        self.core.client_closed((str(transport), peer, local))
+        self.core.client_closed((_KIND[transport], peer, local))
         self._after(self._time())
 
     # -- client side --------------------------------------------------------------------
@@ -118,14 +151,8 @@ class TurnService:
     def handle(
         self, data: bytes, source: Address, local: Address, transport: Transport, now: float
     ) -> Reply | None:
-        """Everything a client sends on a STUN port that is not a Binding request."""
-        key = (str(transport), source, local)
-        if 0x40 <= data[0] <= 0x7F:
-            out = self.core.channel_data(data, key, now)
-            if out is not None:
-                _sendto(out[0], out[1], out[2])
-            return None
-        out = self.core.handle_stun(data, key, now)
+        """A STUN message from a client that is not a Binding request."""
+        out = self.core.handle_stun(data, (_KIND[transport], source, local), now)
         if out is not None:
             _sendto(out[0], out[1], out[2])
         self._after(now)
@@ -158,28 +185,27 @@ class TurnService:
         self.core.handle_timer(now)
         self._after(now)
 
-    def _client_sender(self, client: ClientKey) -> Callable[[bytes], None] | None:
+    def _route(self, client: ClientKey) -> _Route | None:
         transport, source, local = client
         if transport == Transport.UDP:
             endpoint = self._udp.get(local)
             if endpoint is None or endpoint.transport is None:
                 return None
-            sendto = endpoint.transport.sendto
-            return lambda data: sendto(data, source)
+            return _Route(endpoint.transport.sendto, source, None)
         listener = self._streams.get((local, transport))
         connection = listener.connection(source) if listener is not None else None
-        return None if connection is None else connection.write
+        return None if connection is None else _Route(None, source, connection.write)
 
     def _to_client(self, client: ClientKey, data: bytes) -> None:
-        sender = self._client_sender(client)
-        if sender is not None:
-            sender(data)
+        route = self._route(client)
+        if route is not None:
+            route.send(data)
 
     # -- relay sockets ------------------------------------------------------------------
 
     def _open(self, action: OpenRelays[RelaySocket], now: float) -> None:
-        sender = self._client_sender(action.client)
-        if sender is None:  # the client's connection closed meanwhile
+        route = self._route(action.client)
+        if route is None:  # the client's connection closed meanwhile
             self.core.relays_failed(action.token, now)
             return
         opened: list[tuple[int, Address, RelaySocket]] = []
@@ -201,7 +227,7 @@ class TurnService:
                 sock.close()
             self.core.relays_failed(action.token, now)
             return
-        relay = _Relay(action.client, sockets, sender)
+        relay = _Relay(action.client, sockets, route)
         alloc = self.core.relays_opened(action.token, opened, now, reserved=reserved)
         if alloc is None:
             for sock in [*sockets, *([reserved[1]] if reserved else [])]:
@@ -210,7 +236,8 @@ class TurnService:
         relay.alloc = alloc
         self._relays[action.client] = relay
         for sock in sockets:
-            self._loop.add_reader(sock.fileno(), self._readable, sock, relay)
+            readable = self._readable if route.sendto is not None else self._readable_stream
+            self._loop.add_reader(sock.fileno(), readable, sock, relay)
         self._pin(action.client, True)
 
     def _pin(self, client: ClientKey, pinned: bool) -> None:
@@ -233,14 +260,17 @@ class TurnService:
                 sock.close()
 
     def _readable(self, sock: socket.socket, relay: _Relay) -> None:
-        """Drain a relay socket: each datagram from a peer goes to the client framed."""
+        """Drain a relay socket of a UDP client: each datagram from a peer goes to the
+        client framed, straight from the listening socket's `sendto`."""
         alloc = relay.alloc
-        if alloc is None:
+        sendto = relay.route.sendto
+        if alloc is None or sendto is None:
             return
+        client = relay.route.destination
         peer_data = self.core.peer_data
-        send = relay.send
         now = self._time()
         recvfrom = sock.recvfrom
+        ipv4 = sock.family == socket.AF_INET
         for _ in range(_BATCH):
             try:
                 data, peer = recvfrom(65536)
@@ -248,9 +278,28 @@ class TurnService:
                 return
             except OSError:
                 continue  # an ICMP error queued on the socket: the next read goes on
+            out = peer_data(alloc, data, peer if ipv4 else peer[:2], now)
+            if out is not None:
+                sendto(out, client)
+
+    def _readable_stream(self, sock: socket.socket, relay: _Relay) -> None:
+        """Drain a relay socket of a TCP/TLS client: framed data goes on its connection."""
+        alloc = relay.alloc
+        write = relay.route.write
+        if alloc is None or write is None:
+            return
+        peer_data = self.core.peer_data
+        now = self._time()
+        for _ in range(_BATCH):
+            try:
+                data, peer = sock.recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue
             out = peer_data(alloc, data, peer if len(peer) == 2 else peer[:2], now)
             if out is not None:
-                send(out)
+                write(out)
 
     async def stop(self) -> None:
         if self._timer is not None:

@@ -35,7 +35,6 @@ class Allocation(Generic[H]):
         "dead",
         "expires",
         "handles",
-        "heads",
         "indications",
         "last_response",
         "mapped",
@@ -72,9 +71,8 @@ class Allocation(Generic[H]):
         #: channel number -> (peer, relay handle): all the client->peer path needs.
         self.channels: dict[int, tuple[Address, H]] = {}
         self.channel_expiry: dict[int, float] = {}
-        #: peer -> channel number, and peer -> the 2 header bytes naming that channel.
+        #: peer -> channel number (the peer->client path frames with it).
         self.peer_channel: dict[Address, int] = {}
-        self.heads: dict[Address, bytes] = {}
         #: Channel number -> peer and peer -> number of bindings that expired less than
         #: the reuse delay ago: only that same pair may be bound again meanwhile.
         self.retired: dict[int | Address, int | Address] = {}

@@ -51,7 +51,7 @@ from peerline.turn.allocation import (
     ToClient,
 )
 from peerline.turn.auth import Credentials
-from peerline.turn.channeldata import PADDING, valid_channel
+from peerline.turn.channeldata import HEADER, PADDING, valid_channel
 from peerline.turn.config import TurnConfig
 from peerline.turn.gate import Authenticated, Gate
 from peerline.turn.stats import TurnStats
@@ -66,6 +66,8 @@ _DATA_TYPE = int(AttributeType.DATA).to_bytes(2, "big")
 _XOR_PEER_TYPE = int(AttributeType.XOR_PEER_ADDRESS)
 _COOKIE = MAGIC_COOKIE.to_bytes(4, "big")
 _MAX_INDICATION_CACHE = 1024
+#: ChannelData header (channel number, length): one C call builds it per relayed packet.
+_pack_header = HEADER.pack
 # Timer kinds in the expiry heap.
 _ALLOCATION, _PERMISSION, _CHANNEL, _RETIRED, _RESERVATION = range(5)
 #: RFC 8656 §7.2: a port reserved with EVEN-PORT's R bit is kept about 30 seconds.
@@ -182,11 +184,11 @@ class TurnServer(Generic[H]):
         stats = self.stats
         stats.packets_from_peers += 1
         stats.bytes_from_peers += n
-        head = alloc.heads.get(peer)
-        if head is not None:
+        number = alloc.peer_channel.get(peer)
+        if number is not None:
             if alloc.stream:
-                return head + n.to_bytes(2, "big") + data + PADDING[n & 3]
-            return head + n.to_bytes(2, "big") + data
+                return _pack_header(number, n) + data + PADDING[n & 3]
+            return _pack_header(number, n) + data
         prefix = alloc.indications.get(peer)
         if prefix is None:
             prefix = self._indication_prefix(alloc, peer)
@@ -678,7 +680,6 @@ class TurnServer(Generic[H]):
         if bound is None:
             alloc.channels[number] = (peer, handle)
             alloc.peer_channel[peer] = number
-            alloc.heads[peer] = number.to_bytes(2, "big")
             alloc.retired.pop(number, None)
             alloc.retired.pop(peer, None)
             self.stats.channels += 1
@@ -739,7 +740,6 @@ class TurnServer(Generic[H]):
         peer, _ = alloc.channels.pop(number)
         del alloc.channel_expiry[number]
         del alloc.peer_channel[peer]
-        del alloc.heads[peer]
         self.stats.channels -= 1
         until = now + self.config.channel_reuse_delay
         alloc.retired[number] = peer
