@@ -8,15 +8,17 @@ happens, Ctrl-C included.
 
 import argparse
 import json
+import shutil
 import signal
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
-from peerline.lab import builtin, describe, proof
+from peerline.lab import builtin, describe, matrix, proof
 from peerline.lab.cli import nat_argument
 from peerline.lab.lab import Lab, check_can_build, teardown
 from peerline.lab.profiles import NatSpec, Profile
@@ -25,6 +27,8 @@ from peerline.lab.tools import LabError, has_net_admin
 
 #: The demo's own namespace prefix: it never touches a lab the user has up (`pl-`).
 PREFIX = "pld-"
+#: The prefix of the scoreboard's labs, built while the demo's own is still up.
+MATRIX_PREFIX = "pldm-"
 
 
 @dataclass
@@ -39,6 +43,8 @@ class Demo:
     step_number: int = 0
     #: Programs the steps started in the lab; stopped before the lab is torn down.
     programs: list[LabProgram] = field(default_factory=list)
+    #: Where the supernode and the peers keep their files.
+    work: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
 
     def heading(self, text: str) -> None:
         self.step_number += 1
@@ -91,23 +97,11 @@ def start_supernode(demo: Demo) -> None:
     lab = demo.built()
     demo.heading(
         "Start a supernode on the server: `peerline serve --listen 203.0.113.1 --alt-ip "
-        "203.0.113.2` (STUN with RFC 5780 behaviour discovery)"
+        "203.0.113.2 --user matrix:...` (STUN with RFC 5780 behaviour discovery, and a "
+        "TURN relay for the peers ICE cannot join directly)"
     )
-    state_dir = tempfile.mkdtemp(prefix="peerline-demo-")
-    server = start_serve(
-        lab,
-        "server",
-        [
-            "--listen",
-            "203.0.113.1",
-            "--alt-ip",
-            "203.0.113.2",
-            "--tls-port",
-            "0",
-            "--state-dir",
-            state_dir,
-        ],
-    )
+    demo.work = Path(tempfile.mkdtemp(prefix="peerline-demo-"))
+    server = start_serve(lab, "server", matrix.serve_args(demo.work))
     demo.programs.append(server)
     for line in server.startup:
         if line.startswith("  "):
@@ -144,8 +138,57 @@ def classify_nats(demo: Demo) -> None:
             demo.failed.append(f"{peer}: natcheck saw {found}, the profile is {expected}")
 
 
+def connect_peers(demo: Demo) -> None:
+    lab = demo.built()
+    demo.heading(
+        "Connect peer-a and peer-b: `peerline offer` on peer-a, `peerline answer` on "
+        "peer-b (ICE with the supernode's STUN and TURN, then QUIC), 1 MB from a to b"
+    )
+    result = matrix.Result(a=str(demo.nat_a), b=str(demo.nat_b))
+    matrix.transfer(lab, demo.work, 1_000_000, result)
+    if not (result.connected and result.verified):
+        demo.say(f"   ✗ they did not connect: {result.error}")
+        demo.failed.append("peer-a and peer-b did not connect")
+        return
+    how = "directly" if result.path == "direct" else "through the supernode's relay"
+    demo.say(
+        f"   connected {how} ({result.local_type} -> {result.remote_type}) in "
+        f"{result.setup_ms:.0f} ms; round trip {result.rtt_ms} ms; {result.mbps} Mbit/s"
+    )
+    demo.say("   ✓ 1,000,000 bytes arrived with the SHA-256 they left with")
+
+
+#: A few lines of the scoreboard (`peerline lab matrix` runs them all).
+SCOREBOARD = (
+    "port-restricted-cone:port-restricted-cone",
+    "full-cone:symmetric",
+    "symmetric:symmetric",
+    "cgnat:restricted-cone",
+)
+
+
+def scoreboard(demo: Demo) -> None:
+    demo.heading(
+        "The scoreboard, in small: a fresh lab per pair of NATs (`peerline lab matrix` "
+        "runs every pair)"
+    )
+    demo.say(f"   {matrix.HEADER}")
+    for case in matrix.select_cases(SCOREBOARD):
+        result = matrix.run_case(case, size=1_000_000, shape=None, prefix=MATRIX_PREFIX)
+        demo.say(f"   {matrix.format_row(result)}")
+        if not result.as_expected:
+            demo.failed.append(f"scoreboard: {case.label}")
+
+
 #: The demo, in order. Tearing down is not a step: it always happens after them.
-STEPS: list[Step] = [build_lab, prove_nats, start_supernode, classify_nats]
+STEPS: list[Step] = [
+    build_lab,
+    prove_nats,
+    start_supernode,
+    classify_nats,
+    connect_peers,
+    scoreboard,
+]
 
 
 def tear_down(demo: Demo) -> None:
@@ -155,6 +198,9 @@ def tear_down(demo: Demo) -> None:
         for program in demo.programs:
             program.stop()
         removed = teardown(PREFIX)
+        teardown(MATRIX_PREFIX)
+        if demo.work.name.startswith("peerline-demo-"):
+            shutil.rmtree(demo.work, ignore_errors=True)
     finally:
         signal.signal(signal.SIGINT, previous)
     if demo.lab is not None:
@@ -197,7 +243,10 @@ def run(args: argparse.Namespace) -> int:
     if demo.failed:
         demo.say(f"\n✗ {len(demo.failed)} checks failed: {'; '.join(demo.failed)}")
         return 1
-    demo.say("\n✓ Every NAT behaves as its profile says, and each peer classified its own NAT.")
+    demo.say(
+        "\n✓ Every NAT behaves as its profile says, each peer classified its own NAT, and "
+        "the peers connected across them."
+    )
     return 0
 
 
@@ -207,7 +256,8 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         help="build the NAT lab and narrate what happens (needs root)",
         description="Build the NAT lab (needs root), show its hosts and NATs, prove each "
         "NAT behaves as its profile says, start a supernode on the server, let each peer "
-        "classify its own NAT with natcheck, and tear it all down.",
+        "classify its own NAT with natcheck, connect the two peers across their NATs, "
+        "show a small scoreboard of NAT pairs, and tear it all down.",
     )
     parser.add_argument(
         "--nat-a",

@@ -137,7 +137,7 @@ class Result:
         return (self.path == "direct") == self.direct_expected
 
 
-def _serve_args(state: Path) -> list[str]:
+def serve_args(state: Path) -> list[str]:
     """The supernode: relaying to the lab's Internet (a documentation range, denied by
     default), with no per-allocation bandwidth cap so relayed throughput is the relay's."""
     return [
@@ -170,20 +170,28 @@ def run_case(case: Case, *, size: int, shape: LinkShape | None, prefix: str = PR
     teardown(prefix)
     with tempfile.TemporaryDirectory(prefix="peerline-matrix-") as tmp:
         work = Path(tmp)
-        data = work / "data"
-        data.write_bytes(os.urandom(size))
-        want = hashlib.sha256(data.read_bytes()).hexdigest()
         with Lab.up(topology, prefix=prefix) as lab:
-            serve = start_serve(lab, "server", _serve_args(work))
+            serve = start_serve(lab, "server", serve_args(work))
             try:
                 if not serve.running:
                     result.error = "the supernode did not start: " + " ".join(serve.startup[-3:])
                     return result
-                _run_peers(lab, work, data)
+                transfer(lab, work, size, result)
             finally:
                 serve.stop()
-        _read_reports(work, want, result)
     return result
+
+
+def transfer(lab: Lab, work: Path, size: int, result: Result) -> None:
+    """peer-a offers and sends `size` random bytes, peer-b answers; fills in `result`.
+
+    The lab must have the supernode of `serve_args` running on `server`.
+    """
+    data = work / "data"
+    data.write_bytes(os.urandom(size))
+    want = hashlib.sha256(data.read_bytes()).hexdigest()
+    _run_peers(lab, work, data)
+    _read_reports(work, want, result)
 
 
 def _run_peers(lab: Lab, work: Path, data: Path) -> None:
