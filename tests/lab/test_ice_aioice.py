@@ -169,3 +169,40 @@ def test_peer_session_over_aioice_path(case: Case, tmp_path: Path) -> None:
     assert client["bulk"]["verified"], client
     assert server["bulk"]["bytes"] == 1_000_000, server
     assert server["bye"], server
+
+
+@pytest.mark.parametrize("case", NAT_PAIRS[:1], ids=str, indirect=True)
+@pytest.mark.parametrize("claimed", ROLES)
+def test_role_conflict_is_resolved(case: Case, tmp_path: Path, claimed: str) -> None:
+    """Both sides claim the same role: the 487 exchange (RFC 8445 §7.3.1.1) leaves one
+    of each, whichever of the two implementations switched, and data flows."""
+    aioice_side, peerline_side = run_pair(
+        case.lab,
+        tmp_path,
+        driver_args("aioice", claimed, "--count", str(COUNT)),
+        driver_args("peerline", claimed, "--count", str(COUNT)),
+    )
+    assert_exchanged(aioice_side, peerline_side)
+    roles = {aioice_side["final_role"], peerline_side["final_role"]}
+    assert roles == set(ROLES), (aioice_side, peerline_side)
+
+
+@pytest.mark.parametrize("case", NAT_PAIRS[:1], ids=str, indirect=True)
+def test_consent_holds_past_its_timeout(case: Case, tmp_path: Path) -> None:
+    """40 s with no data, longer than either side gives consent (peerline: 30 s after
+    the last answer, RFC 7675; aioice: 6 unanswered checks 4-6 s apart), then a second
+    round: each side answered the other's consent checks throughout."""
+    hold = ["--count", str(COUNT), "--hold", "40", "--timeout", "60"]
+    aioice_side, peerline_side = run_pair(
+        case.lab,
+        tmp_path,
+        driver_args("aioice", "controlling", *hold),
+        driver_args("peerline", "controlled", *hold),
+        timeout=150,
+    )
+    assert_exchanged(aioice_side, peerline_side)
+    for report in (aioice_side, peerline_side):
+        second = report["after_hold"]
+        assert second["received"] == COUNT, report
+        assert second["peer_done"], report
+        assert second["lost"] == [], report

@@ -62,7 +62,7 @@ from peerline.session.identity import Fingerprint, Identity
 from peerline.session.path import DatagramPath, PathInfo, PathListener
 from peerline.session.quic import PeerSession
 
-DONE = b"done"
+MAX_KEPT = 10_000
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = "tests.support.aioice_peer"
 CHUNK = 64 * 1024
@@ -212,6 +212,11 @@ class AioicePeer:
     def failures(self) -> list[str]:
         return []
 
+    @property
+    def role_now(self) -> str:
+        """After a role conflict, the role aioice ended in."""
+        return "controlling" if self.connection.ice_controlling else "controlled"
+
     async def close(self) -> None:
         await self.connection.close()
         if self._runner is not None:
@@ -264,6 +269,10 @@ class PeerlinePeer:
     @property
     def failures(self) -> list[str]:
         return [] if self.transport is None else self.transport.server_failures
+
+    @property
+    def role_now(self) -> str:
+        return self.path.role.value
 
     async def close(self) -> None:
         if self.transport is not None:
@@ -322,17 +331,14 @@ def run_pair(
 
 
 class Counter:
-    """A PathListener that keeps the peer's numbered datagrams and its `done`."""
+    """A PathListener that keeps every datagram of the peer (they are all distinct)."""
 
     def __init__(self) -> None:
         self.got: set[bytes] = set()
-        self.peer_done = asyncio.Event()
         self.lost: list[str] = []
 
     def datagram_received(self, data: bytes) -> None:
-        if data == DONE:
-            self.peer_done.set()
-        else:
+        if len(self.got) < MAX_KEPT:
             self.got.add(data)
 
     def path_changed(self, info: PathInfo) -> None:
@@ -343,28 +349,34 @@ class Counter:
 
 
 async def exchange_datagrams(
-    path: DatagramPath, counter: Counter, role: str, count: int, timeout: float
+    path: DatagramPath,
+    counter: Counter,
+    tags: tuple[str, str],
+    round_number: int,
+    count: int,
+    timeout: float,
 ) -> dict[str, Any]:
-    """Send ours until the peer has them all and said so; how many of its arrived."""
-    peer_role = "controlled" if role == "controlling" else "controlling"
-    ours = [f"{role} {n}".encode() for n in range(count)]
-    theirs = {f"{peer_role} {n}".encode() for n in range(count)}
+    """Send ours until the peer has them all and said so; how many of its arrived.
+    `tags` name our datagrams and the peer's (the names of the signalling files, since
+    roles may swap in a role conflict); each round has its own datagrams."""
+    ours = [f"{tags[0]} {round_number} {n}".encode() for n in range(count)]
+    theirs = {f"{tags[1]} {round_number} {n}".encode() for n in range(count)}
+    done, peer_done = (f"{tag} {round_number} done".encode() for tag in tags)
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
-            while not (counter.got >= theirs and counter.peer_done.is_set()):
+            while not (counter.got >= theirs and peer_done in counter.got):
                 for data in ours:
                     path.send(data)
                 if counter.got >= theirs:
-                    path.send(DONE)
+                    path.send(done)
                 await asyncio.sleep(0.1)
     for _ in range(5):  # the peer may not have heard our last `done`
-        path.send(DONE)
+        path.send(done)
         await asyncio.sleep(0.05)
-    strangers = counter.got - theirs
     return {
         "received": len(counter.got & theirs),
-        "strangers": len(strangers),
-        "peer_done": counter.peer_done.is_set(),
+        "peer_done": peer_done in counter.got,
+        "strangers": sum(1 for data in counter.got if not data.startswith(tags[1].encode())),
         "lost": list(counter.lost),
     }
 
@@ -462,9 +474,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if mode is Mode.DATAGRAMS:
             counter = Counter()
             peer.path.listener = counter
+            tags = (args.out.stem, args.inp.stem)
             result |= await exchange_datagrams(
-                peer.path, counter, args.role, args.count, args.timeout
+                peer.path, counter, tags, 1, args.count, args.timeout
             )
+            if args.hold:
+                await asyncio.sleep(args.hold)  # only ICE's consent checks cross meanwhile
+                second = await exchange_datagrams(
+                    peer.path, counter, tags, 2, args.count, args.timeout
+                )
+                result["after_hold"] = second
+            result["final_role"] = peer.role_now
         else:
             controlling = args.role == "controlling"
             session = PeerSession(
@@ -498,6 +518,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--relay-only", action="store_true")
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--bulk-mb", type=float, default=0.0)
+    parser.add_argument(
+        "--hold", type=float, default=0.0, help="seconds of silence, then a second round"
+    )
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
