@@ -7,8 +7,13 @@ It gathers, writes its local description to `--out` (atomically), waits for the
 other side's at `--in`, connects, sends `--count` numbered datagrams (again and
 again until the peer has them all), and prints one JSON object: the selected
 path, how many of the peer's datagrams arrived, and whether the peer said it
-had all of ours. Every wait is bounded; a failure prints `connected: false`
-with the reason and exits 1.
+had all of ours, how its NAT maps and what the birthday technique did
+(`--no-birthday` turns it off; `--birthday-ports`, `-probes` and `-budget`
+bound it). Every wait is bounded; a failure prints `connected: false` with the
+reason and exits 1.
+
+`run_pair` starts two of them in a lab and returns their JSON (for lab tests
+and benchmarks).
 """
 
 import argparse
@@ -16,16 +21,23 @@ import asyncio
 import json
 import logging
 import os
+import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peerline.ice.aio import IceTransport
+from peerline.ice.birthday import BirthdayConfig
 from peerline.ice.config import Role
 from peerline.ice.gather import IceTransportConfig, parse_stun_uri, parse_turn_uri
 from peerline.session.path import PathInfo
 
+if TYPE_CHECKING:
+    from peerline.lab.lab import Lab
+
 DONE = b"done"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Counter:
@@ -63,6 +75,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         stun_servers=tuple(parse_stun_uri(s) for s in args.stun),
         turn_servers=tuple(parse_turn_uri(t, args.user, args.password) for t in args.turn),
         include_loopback=False,
+        birthday=BirthdayConfig(
+            enabled=args.birthday,
+            ports=args.birthday_ports,
+            probes=args.birthday_probes,
+            budget=args.birthday_budget,
+        ),
     )
     role = Role.CONTROLLING if args.role == "controlling" else Role.CONTROLLED
     counter = Counter()
@@ -74,8 +92,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         temporary.write_text(ice.local_description())
         os.replace(temporary, args.out)
         ice.set_remote_description(await read_when_there(args.inp, args.timeout))
+        exchanged = loop.time()
         info = await ice.connected(args.timeout)
         connected_after = loop.time() - started
+        connect_s = loop.time() - exchanged
         wanted = {b"%s %d" % (args.role.encode(), i) for i in range(args.count)}
         peer_role = b"controlled" if role is Role.CONTROLLING else b"controlling"
         expected = {b"%s %d" % (peer_role, i) for i in range(args.count)}
@@ -100,6 +120,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "remote_address": info.remote_address,
             "relayed": info.relayed,
             "setup_s": round(connected_after, 3),
+            "connect_s": round(connect_s, 3),
+            "mapping": ice.local_mapping.value,
+            "birthday": None if ice.birthday is None else ice.birthday.as_dict(),
             "received": len(counter.got & expected),
             "peer_done": counter.peer_done.is_set(),
             "server_failures": ice.server_failures,
@@ -118,6 +141,11 @@ def main() -> int:
     parser.add_argument("--password")
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--no-birthday", dest="birthday", action="store_false")
+    defaults = BirthdayConfig()
+    parser.add_argument("--birthday-ports", type=int, default=defaults.ports)
+    parser.add_argument("--birthday-probes", type=int, default=defaults.probes)
+    parser.add_argument("--birthday-budget", type=float, default=defaults.budget)
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr)
@@ -128,6 +156,51 @@ def main() -> int:
         return 1
     print(json.dumps(result))
     return 0
+
+
+def run_pair(
+    lab: "Lab",
+    tmp: Path,
+    host_a: str,
+    host_b: str,
+    servers: Sequence[str],
+    *,
+    extra: Sequence[str] = (),
+    timeout: float = 90.0,
+) -> list[dict[str, Any]]:
+    """A controlling peer on `host_a` and a controlled one on `host_b`, each with
+    the `servers` and `extra` arguments; their JSON, in that order. Both are
+    stopped (by pid) whatever happens."""
+    files = [tmp / "a.txt", tmp / "b.txt"]
+    for file in files:
+        file.unlink(missing_ok=True)
+    processes: list[subprocess.Popen[str]] = []
+    try:
+        for index, (host, role) in enumerate(((host_a, "controlling"), (host_b, "controlled"))):
+            argv = [sys.executable, "-m", "tests.support.ice_peer", "--role", role]
+            argv += ["--out", str(files[index]), "--in", str(files[1 - index])]
+            processes.append(
+                lab.popen(
+                    host,
+                    [*argv, *servers, *extra],
+                    cwd=ROOT,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        results = []
+        for process in processes:
+            out, err = process.communicate(timeout=timeout)
+            if not out.strip():
+                raise AssertionError(f"{process.args!r} printed nothing: {err[-2000:]}")
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        return results
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,165 @@
+"""The birthday technique across real kernel NATs: a symmetric NAT (`masquerade
+random,fully-random`) facing a port-restricted cone, each peer a
+`tests.support.ice_peer` process in its own lab namespace, `peerline serve` on
+`server` with both its addresses (RFC 5780 OTHER-ADDRESS, so each peer learns how
+its NAT maps) and its TURN relay.
+
+sym x prc, whoever controls: the technique runs (opener behind the symmetric NAT,
+prober behind the cone) and the peers connect, directly when it wins, through the
+relay otherwise, and the data arrives either way; the outcome and the times are
+printed. With the defaults it wins (odds 0.9996); bounded to 2 ports and 20 probes
+(odds 0.0006) it loses, and the relay carries the data after the budget.
+sym x sym: not attempted (both map per destination), the relay at once.
+prc x prc: not attempted, direct as always.
+
+Lab prefix `plbd-`, so this lab never meets another test's.
+"""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peerline.lab.lab import Lab, teardown
+from peerline.lab.programs import start_serve
+from tests.lab.conftest import side_by_side
+from tests.support.ice_peer import run_pair
+
+pytestmark = pytest.mark.lab
+
+PREFIX = "plbd-"
+SERVER_IP, ALT_IP = "203.0.113.1", "203.0.113.2"
+USER, PASSWORD = "alice", "wonderland"
+PROFILES = ["symmetric", "port-restricted-cone", "symmetric", "port-restricted-cone"]
+SYM, PRC, SYM2, PRC2 = "peer-1", "peer-2", "peer-3", "peer-4"
+SERVERS = [
+    *("--stun", f"{SERVER_IP}:3478", "--turn", f"turn:{SERVER_IP}:3478"),
+    *("--user", USER, "--password", PASSWORD),
+]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """Two symmetric NATs, two port-restricted cones, and a supernode answering
+    RFC 5780 on two addresses, all torn down after."""
+    teardown(PREFIX)
+    with Lab.up(side_by_side("bday", PROFILES), prefix=PREFIX) as lab:
+        server = start_serve(
+            lab,
+            "server",
+            [
+                *("--listen", SERVER_IP, "--alt-ip", ALT_IP),
+                *("--tls-port", "0", "--sip-port", "0", "--sip-tls-port", "0"),
+                *("--rate", "0", "--user", f"{USER}:{PASSWORD}"),
+                *("--allow-peer", "203.0.113.0/24"),  # the lab's Internet is TEST-NET-3
+                *("--state-dir", str(tmp_path_factory.mktemp("serve"))),
+            ],
+        )
+        try:
+            assert server.running, server.startup
+            yield lab
+        finally:
+            server.stop()
+
+
+def exchanged(results: list[dict[str, Any]]) -> None:
+    """Both connected, on one path, and each has all the other's datagrams."""
+    for result in results:
+        assert result["connected"], results
+        assert result["received"] == 10, results
+        assert result["peer_done"], results
+    a, b = results
+    assert a["relayed"] == b["relayed"], results
+    if not a["relayed"]:
+        assert a["local_address"] == b["remote_address"], results
+        assert b["local_address"] == a["remote_address"], results
+
+
+def report(name: str, results: list[dict[str, Any]]) -> None:
+    """The outcome and the times, for whoever reads the test's output."""
+    lines = [
+        {
+            key: result.get(key)
+            for key in ("relayed", "local_type", "remote_type", "setup_s", "connect_s", "birthday")
+        }
+        for result in results
+    ]
+    print(f"\n{name}: " + json.dumps(lines))
+
+
+def symmetric_and_cone(
+    lab: Lab, tmp: Path, *, symmetric_controls: bool, ports: int = 256, probes: int = 2000
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run sym x prc with the technique bounded to `ports` and `probes`; check
+    what holds whatever the outcome and return (sym's result, prc's)."""
+    controlling, controlled = (SYM, PRC) if symmetric_controls else (PRC, SYM)
+    bounds = ["--birthday-ports", str(ports), "--birthday-probes", str(probes)]
+    results = run_pair(lab, tmp, controlling, controlled, SERVERS, extra=bounds)
+    report(f"{controlling} x {controlled}, {ports} ports, {probes} probes", results)
+    exchanged(results)
+    by_host = dict(zip((controlling, controlled), results, strict=True))
+    sym, prc = by_host[SYM], by_host[PRC]
+    assert (sym["mapping"], prc["mapping"]) == ("dependent", "independent"), results
+    assert sym["birthday"] is not None, results
+    assert prc["birthday"] is not None, results
+    assert sym["birthday"]["role"] == "opener", results
+    assert prc["birthday"]["role"] == "prober", results
+    assert sym["birthday"]["ports"] == ports, results
+    assert 0 < prc["birthday"]["probes_sent"] <= probes, results
+    if sym["relayed"]:
+        # the technique lost: both gave up after the budget, and only then the relay
+        for side in (sym, prc):
+            assert side["birthday"]["outcome"] == "gave-up", results
+            assert side["birthday"]["hit_after"] is None, results
+        assert prc["birthday"]["probes_sent"] == probes, results
+        assert "relay" in (sym["local_type"], sym["remote_type"]), results
+    else:
+        # it won: the symmetric side sends from one of its extra ports, and each side
+        # knows the other's address only from a check (peer-reflexive)
+        for side in (sym, prc):
+            assert side["birthday"]["outcome"] == "won", results
+        assert sym["local_type"] == "prflx", results
+        assert prc["remote_type"] == "prflx", results
+        assert prc["local_type"] in ("srflx", "prflx"), results
+        assert prc["remote_address"].startswith(lab.public_address(SYM) + ":"), results
+    return sym, prc
+
+
+@pytest.mark.parametrize("symmetric_controls", [True, False], ids=["sym-controls", "prc-controls"])
+def test_symmetric_and_port_restricted_cone_connect(
+    lab: Lab, tmp_path: Path, symmetric_controls: bool
+) -> None:
+    symmetric_and_cone(lab, tmp_path, symmetric_controls=symmetric_controls)
+
+
+@pytest.mark.parametrize("symmetric_controls", [True, False], ids=["sym-controls", "prc-controls"])
+def test_when_the_technique_loses_the_relay_carries_the_data(
+    lab: Lab, tmp_path: Path, symmetric_controls: bool
+) -> None:
+    sym, _ = symmetric_and_cone(
+        lab, tmp_path, symmetric_controls=symmetric_controls, ports=2, probes=20
+    )
+    assert sym["relayed"] or sym["birthday"]["outcome"] == "won"  # won: odds 0.0006
+
+
+def test_two_symmetric_nats_go_through_the_relay_without_trying(lab: Lab, tmp_path: Path) -> None:
+    results = run_pair(lab, tmp_path, SYM, SYM2, SERVERS)
+    report("sym x sym", results)
+    exchanged(results)
+    for result in results:
+        assert result["mapping"] == "dependent", results
+        assert result["birthday"] is None, results  # so nothing held the relay back
+        assert result["relayed"], results
+
+
+def test_two_port_restricted_cones_stay_direct_without_trying(lab: Lab, tmp_path: Path) -> None:
+    results = run_pair(lab, tmp_path, PRC, PRC2, SERVERS)
+    report("prc x prc", results)
+    exchanged(results)
+    for result in results:
+        assert result["mapping"] == "independent", results
+        assert result["birthday"] is None, results
+        assert not result["relayed"], results
+        assert result["local_type"] in ("srflx", "prflx"), results
