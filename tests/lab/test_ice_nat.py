@@ -6,9 +6,6 @@ two symmetric NATs can only meet through the relay.
 Lab prefix `plice-`, so this lab never meets another test's.
 """
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +15,13 @@ import pytest
 from peerline.lab.lab import Lab, teardown
 from peerline.lab.programs import start_serve
 from tests.lab.conftest import side_by_side
+from tests.support.ice_peer import run_pair
 
 pytestmark = pytest.mark.lab
 
 PREFIX = "plice-"
 SERVER_IP = "203.0.113.1"
 USER, PASSWORD = "alice", "wonderland"
-ROOT = Path(__file__).resolve().parents[2]
 PROFILES = ["port-restricted-cone", "port-restricted-cone", "symmetric", "symmetric"]
 
 
@@ -65,34 +62,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def connect(lab: Lab, tmp: Path, host_a: str, host_b: str) -> list[dict[str, Any]]:
     """Run a controlling peer on `host_a` and a controlled one on `host_b`; their JSON."""
     servers = ["--stun", f"{SERVER_IP}:3478", "--turn", f"turn:{SERVER_IP}:3478"]
-    servers += ["--user", USER, "--password", PASSWORD]
-    files = [tmp / "a.txt", tmp / "b.txt"]
-    processes = []
-    try:
-        for index, (host, role) in enumerate(((host_a, "controlling"), (host_b, "controlled"))):
-            argv = [sys.executable, "-m", "tests.support.ice_peer", "--role", role]
-            argv += ["--out", str(files[index]), "--in", str(files[1 - index]), *servers]
-            processes.append(
-                lab.popen(
-                    host,
-                    argv,
-                    cwd=ROOT,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            )
-        results = []
-        for process in processes:
-            out, err = process.communicate(timeout=90)
-            assert out.strip(), err[-2000:]
-            results.append(json.loads(out.strip().splitlines()[-1]))
-        return results
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+    return run_pair(lab, tmp, host_a, host_b, [*servers, "--user", USER, "--password", PASSWORD])
 
 
 def assert_exchanged(results: list[dict[str, Any]]) -> None:
