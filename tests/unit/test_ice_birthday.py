@@ -12,6 +12,7 @@ from peerline.ice.birthday import (
     BIRTHDAY_OPTION,
     PORT_SPACE,
     BirthdayConfig,
+    BirthdayPlan,
     BirthdayRole,
     Mapping,
     ProbePlanner,
@@ -240,21 +241,26 @@ S_SIDE = [Candidate.host(S_HOST), S_SRFLX]
 P_SIDE = [Candidate.host(P_HOST), P_SRFLX]
 
 
+def plan(
+    local: Mapping,
+    remote: Mapping,
+    mine: list[Candidate] = S_SIDE,
+    theirs: list[Candidate] = P_SIDE,
+    *,
+    negotiated: bool = True,
+) -> BirthdayPlan | None:
+    return plan_birthday(
+        negotiated=negotiated,
+        local=local,
+        remote=remote,
+        local_candidates=mine,
+        remote_candidates=theirs,
+    )
+
+
 def test_the_symmetric_side_opens_and_the_cone_side_probes() -> None:
-    opener = plan_birthday(
-        negotiated=True,
-        local=Mapping.DEPENDENT,
-        remote=Mapping.INDEPENDENT,
-        local_candidates=S_SIDE,
-        remote_candidates=P_SIDE,
-    )
-    prober = plan_birthday(
-        negotiated=True,
-        local=Mapping.INDEPENDENT,
-        remote=Mapping.DEPENDENT,
-        local_candidates=P_SIDE,
-        remote_candidates=S_SIDE,
-    )
+    opener = plan(Mapping.DEPENDENT, Mapping.INDEPENDENT)
+    prober = plan(Mapping.INDEPENDENT, Mapping.DEPENDENT, P_SIDE, S_SIDE)
     assert opener is not None
     assert prober is not None
     assert (opener.role, opener.base, opener.target) == (
@@ -284,25 +290,9 @@ def test_the_symmetric_side_opens_and_the_cone_side_probes() -> None:
 def test_no_plan_otherwise(negotiated: bool, local: Mapping, remote: Mapping) -> None:
     """Two symmetric NATs (both dependent), two cones, anything unknown, a peer
     without the token: ICE as usual."""
-    assert (
-        plan_birthday(
-            negotiated=negotiated,
-            local=local,
-            remote=remote,
-            local_candidates=S_SIDE,
-            remote_candidates=P_SIDE,
-        )
-        is None
-    )
+    assert plan(local, remote, negotiated=negotiated) is None
 
 
 def test_no_plan_without_a_reflexive_address_on_each_side() -> None:
-    for local, remote in ((S_SIDE[:1], P_SIDE), (S_SIDE, P_SIDE[:1])):
-        plan = plan_birthday(
-            negotiated=True,
-            local=Mapping.DEPENDENT,
-            remote=Mapping.INDEPENDENT,
-            local_candidates=local,
-            remote_candidates=remote,
-        )
-        assert plan is None
+    assert plan(Mapping.DEPENDENT, Mapping.INDEPENDENT, S_SIDE[:1], P_SIDE) is None
+    assert plan(Mapping.DEPENDENT, Mapping.INDEPENDENT, S_SIDE, P_SIDE[:1]) is None
