@@ -48,7 +48,7 @@ import aioice
 
 from peerline import aio
 from peerline.ice.aio import IceTransport
-from peerline.ice.config import Role
+from peerline.ice.config import IceConfig, Role
 from peerline.ice.gather import (
     CandidatePolicy,
     IceTransportConfig,
@@ -245,6 +245,9 @@ class PeerlinePeer:
             turn_servers=turn,
             ipv6=False,
             policy=CandidatePolicy.RELAY if args.relay_only else CandidatePolicy.ALL,
+            ice=IceConfig()
+            if args.nomination_delay is None
+            else IceConfig(nomination_delay=args.nomination_delay),
         )
         self.role = Role.CONTROLLING if args.role == "controlling" else Role.CONTROLLED
         self.transport: IceTransport | None = None
@@ -516,6 +519,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--user")
     parser.add_argument("--password")
     parser.add_argument("--relay-only", action="store_true")
+    parser.add_argument(
+        "--nomination-delay",
+        type=float,
+        help="peerline: seconds the controlling side waits for a better pair (default: its own)",
+    )
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--bulk-mb", type=float, default=0.0)
     parser.add_argument(
