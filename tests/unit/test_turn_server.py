@@ -163,11 +163,13 @@ def test_second_allocate_is_437_but_a_retransmission_gets_the_same_answer() -> N
     assert code_of(client.allocate()) == 437
 
 
-def test_requested_transport_missing_or_tcp() -> None:
+def test_requested_transport_missing_unknown_or_tcp_over_udp() -> None:
     client = Client(make_server())
     client.challenge()
     assert code_of(client.send(MessageBuilder(Method.ALLOCATE, MessageClass.REQUEST))) == 400
-    assert code_of(client.send(allocate_request(6))) == 442
+    assert code_of(client.send(allocate_request(132))) == 442  # SCTP: not relayed
+    assert code_of(client.send(allocate_request(6))) == 400  # RFC 6062 §5.1: TCP needs TCP
+    assert client.harness.server.allocation_count == 0
 
 
 def test_even_port_and_reservation_token() -> None:
@@ -494,7 +496,7 @@ def test_signed_requests_with_random_attributes_never_raise(
 
 def test_non_turn_method_is_400() -> None:
     harness = make_server()
-    answer = harness.request(MessageBuilder(Method.CONNECT, MessageClass.REQUEST).encode())
+    answer = harness.request(MessageBuilder(Method.SEND, MessageClass.REQUEST).encode())
     assert code_of(answer) == 400
 
 

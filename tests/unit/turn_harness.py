@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 
 from peerline.stun import AttributeType, Message, MessageBuilder, MessageClass, Method, parse
 from peerline.stun.attributes import encode_byte
-from peerline.turn.allocation import CloseRelays, OpenRelays, ToClient
+from peerline.turn.allocation import (
+    BindData,
+    ClosePeer,
+    CloseRelays,
+    ConnectPeer,
+    OpenRelays,
+    ToClient,
+)
 from peerline.turn.auth import Credentials, md5_key
 from peerline.turn.config import TurnConfig
 from peerline.turn.policy import PeerPolicy
@@ -36,6 +43,10 @@ class Harness:
     now: float = 0.0
     sent: list[ToClient] = field(default_factory=list)
     closed: list[CloseRelays[FakeRelay]] = field(default_factory=list)
+    #: RFC 6062 actions, in order.
+    connects: list[ConnectPeer[FakeRelay]] = field(default_factory=list)
+    binds: list[BindData] = field(default_factory=list)
+    peer_closes: list[ClosePeer] = field(default_factory=list)
     ports: itertools.count[int] = field(default_factory=lambda: itertools.count(49152))
     fail_relays: bool = False
 
@@ -61,6 +72,12 @@ class Harness:
                         reserved = ((ip, port + 1), FakeRelay((ip, port + 1)))
                         next(self.ports)
                 self.server.relays_opened(action.token, opened, self.now, reserved=reserved)
+            elif isinstance(action, ConnectPeer):
+                self.connects.append(action)
+            elif isinstance(action, BindData):
+                self.binds.append(action)
+            elif isinstance(action, ClosePeer):
+                self.peer_closes.append(action)
             else:
                 self.closed.append(action)
         # relays_opened may queue the answer: collect it too.
@@ -146,10 +163,10 @@ class Client:
             return self.send(builder, renew=False)
         return answer
 
-    def allocate(self, **attrs: bytes) -> Message:
+    def allocate(self, transport: int = 17, **attrs: bytes) -> Message:
         if not self.nonce:
             self.challenge()
-        builder = allocate_request()
+        builder = allocate_request(transport)
         for name, value in attrs.items():
             builder.add(AttributeType[name.upper()], value)
         return self.send(builder)

@@ -43,6 +43,8 @@ class Allocation(Generic[H]):
         "relays",
         "retired",
         "stream",
+        "tcp",
+        "tcp_peers",
         "tokens",
         "username",
     )
@@ -57,6 +59,7 @@ class Allocation(Generic[H]):
         expires: float,
         now: float,
         burst: float,
+        tcp: bool = False,
     ) -> None:
         self.client = client
         self.username = username
@@ -84,6 +87,10 @@ class Allocation(Generic[H]):
         #: get the same answer instead of being processed twice.
         self.last_response: tuple[bytes, bytes] | None = None
         self.dead = False
+        #: An RFC 6062 TCP allocation: its handle is a listening socket, and its peers
+        #: are TCP connections (peer -> connection id) instead of channels.
+        self.tcp = tcp
+        self.tcp_peers: dict[Address, int] = {}
 
     def handle_for(self, ip: str) -> H | None:
         """The relay handle of `ip`'s family, if the allocation has one."""
@@ -104,7 +111,8 @@ class OpenRelays(Generic[H]):
     `TurnServer.relays_opened(token, ...)` or `TurnServer.relays_failed(token, ...)`.
 
     `even_port`: the port must be even; `reserve_next`: bind port + 1 as well and
-    pass it back as `reserved`; `reuse`: no binding, use this reserved socket.
+    pass it back as `reserved`; `reuse`: no binding, use this reserved socket;
+    `tcp`: an RFC 6062 relay, a TCP socket listening for peers instead.
     """
 
     token: int
@@ -114,6 +122,7 @@ class OpenRelays(Generic[H]):
     even_port: bool = False
     reserve_next: bool = False
     reuse: tuple[Address, H] | None = None
+    tcp: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,4 +133,33 @@ class CloseRelays(Generic[H]):
     handles: tuple[H, ...]
 
 
-Action = ToClient | OpenRelays[H] | CloseRelays[H]
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectPeer(Generic[H]):
+    """RFC 6062 Connect: open a TCP connection from `relay` (the relayed address, whose
+    listening socket is `listener`) to `peer`, then report with
+    `TurnServer.peer_connected(connection)` or `peer_connect_failed(connection)`."""
+
+    connection: int
+    listener: H
+    relay: Address
+    peer: Address
+
+
+@dataclass(frozen=True, slots=True)
+class BindData:
+    """RFC 6062 ConnectionBind succeeded: from now on the client connection `client` and
+    the peer connection `connection` carry each other's bytes as they are (the answer
+    to the ConnectionBind was queued just before this)."""
+
+    connection: int
+    client: ClientKey
+
+
+@dataclass(frozen=True, slots=True)
+class ClosePeer:
+    """Close the peer TCP connection `connection` and, if bound, its client connection."""
+
+    connection: int
+
+
+Action = ToClient | OpenRelays[H] | CloseRelays[H] | ConnectPeer[H] | BindData | ClosePeer

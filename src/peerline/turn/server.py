@@ -55,11 +55,19 @@ from peerline.turn.channeldata import HEADER, PADDING, valid_channel
 from peerline.turn.config import TurnConfig
 from peerline.turn.gate import Authenticated, Gate
 from peerline.turn.stats import TurnStats
+from peerline.turn.tcp_relay import TCP_PROTOCOL, TcpConnection, TcpRelays
 
 UDP_PROTOCOL = 17
 _FAMILY_BYTE = {0x01: IPV4, 0x02: IPV6}
 _TURN_METHODS = frozenset(
-    (Method.ALLOCATE, Method.REFRESH, Method.CREATE_PERMISSION, Method.CHANNEL_BIND)
+    (
+        Method.ALLOCATE,
+        Method.REFRESH,
+        Method.CREATE_PERMISSION,
+        Method.CHANNEL_BIND,
+        Method.CONNECT,
+        Method.CONNECTION_BIND,
+    )
 )
 _DATA_INDICATION = (0x0017).to_bytes(2, "big")  # method DATA, class indication
 _DATA_TYPE = int(AttributeType.DATA).to_bytes(2, "big")
@@ -69,7 +77,7 @@ _MAX_INDICATION_CACHE = 1024
 #: ChannelData header (channel number, length): one C call builds it per relayed packet.
 _pack_header = HEADER.pack
 # Timer kinds in the expiry heap.
-_ALLOCATION, _PERMISSION, _CHANNEL, _RETIRED, _RESERVATION = range(5)
+_ALLOCATION, _PERMISSION, _CHANNEL, _RETIRED, _RESERVATION, _TCP = range(6)
 #: RFC 8656 §7.2: a port reserved with EVEN-PORT's R bit is kept about 30 seconds.
 RESERVATION_LIFETIME = 30.0
 
@@ -85,6 +93,7 @@ class _Pending:
     primary: int
     additional_error: int | None
     reserve: bool
+    tcp: bool
 
 
 def encode_address_error_code(family: int, code: int) -> bytes:
@@ -116,11 +125,15 @@ class TurnServer(Generic[H]):
         self._actions: list[Action[H]] = []
         self._bandwidth = float(config.bandwidth)
         self._software = encode_attributes([(AttributeType.SOFTWARE, config.software.encode())])
+        #: RFC 6062 TCP relays: Connect, ConnectionBind and the peer connections.
+        self.tcp = TcpRelays(self)
         self._handlers: dict[int, Callable[[Message, ClientKey, Authenticated, float], None]] = {
             Method.ALLOCATE: self._allocate,
             Method.REFRESH: self._refresh,
             Method.CREATE_PERMISSION: self._create_permission,
             Method.CHANNEL_BIND: self._channel_bind,
+            Method.CONNECT: self.tcp.connect,
+            Method.CONNECTION_BIND: self.tcp.connection_bind,
         }
 
     # -- what the adapter reads ------------------------------------------------------
@@ -253,8 +266,8 @@ class TurnServer(Generic[H]):
         self, message: Message, client: ClientKey, now: float
     ) -> tuple[H, bytes, Address] | None:
         alloc = self._allocations.get(client)
-        if alloc is None:
-            self.stats.dropped["no-allocation"] += 1
+        if alloc is None or alloc.tcp:  # a TCP allocation relays no datagrams
+            self.stats.dropped["no-allocation" if alloc is None else "tcp-allocation"] += 1
             return None
         try:
             peers = message.xor_peer_addresses
@@ -363,7 +376,7 @@ class TurnServer(Generic[H]):
         if transport is None:
             self._error(message, client, auth, ErrorCode.BAD_REQUEST, "no-transport")
             return
-        if transport != UDP_PROTOCOL:
+        if transport not in (UDP_PROTOCOL, TCP_PROTOCOL):
             self._error(
                 message, client, auth, ErrorCode.UNSUPPORTED_TRANSPORT_PROTOCOL, "transport"
             )
@@ -372,6 +385,16 @@ class TurnServer(Generic[H]):
         additional = message.get(AttributeType.ADDITIONAL_ADDRESS_FAMILY)
         even = message.get(AttributeType.EVEN_PORT)
         reservation = message.get(AttributeType.RESERVATION_TOKEN)
+        tcp = transport == TCP_PROTOCOL
+        if tcp and (
+            client[0] == "udp"  # RFC 6062 §5.1: TCP relays only for TCP/TLS clients
+            or AttributeType.DONT_FRAGMENT in message
+            or even is not None
+            or reservation is not None
+            or additional is not None
+        ):
+            self._error(message, client, auth, ErrorCode.BAD_REQUEST, "tcp-allocate")
+            return
         if (requested is not None and additional is not None) or (
             reservation is not None
             and (even is not None or requested is not None or additional is not None)
@@ -429,6 +452,7 @@ class TurnServer(Generic[H]):
             primary,
             additional_error,
             reserve,
+            tcp,
         )
         addresses = tuple((family, ip) for family, ip in families if ip is not None)
         self._actions.append(
@@ -440,6 +464,7 @@ class TurnServer(Generic[H]):
                 even_port=even is not None,
                 reserve_next=reserve,
                 reuse=reuse,
+                tcp=tcp,
             )
         )
 
@@ -477,6 +502,7 @@ class TurnServer(Generic[H]):
             expires=expires,
             now=now,
             burst=self._bandwidth,
+            tcp=pending.tcp,
         )
         self._allocations[client] = alloc
         self._per_user[auth.username] += 1
@@ -543,10 +569,12 @@ class TurnServer(Generic[H]):
         self._send(builder, client, auth, alloc=alloc)
 
     def client_closed(self, client: ClientKey) -> None:
-        """The client's TCP/TLS connection closed: its allocation goes with it (§3.1)."""
+        """The client's TCP/TLS connection closed: its allocation goes with it (§3.1), or
+        the peer connection it was bound to (RFC 6062)."""
         alloc = self._allocations.get(client)
         if alloc is not None:
             self._delete(alloc, expired=False)
+        self.tcp.client_closed(client)
 
     def _delete(self, alloc: Allocation[H], *, expired: bool) -> None:
         alloc.dead = True
@@ -562,6 +590,7 @@ class TurnServer(Generic[H]):
             stats.allocations_expired += 1
         else:
             stats.allocations_deleted += 1
+        self.tcp.allocation_deleted(alloc)
         self._actions.append(CloseRelays(alloc.client, tuple(alloc.handles.values())))
 
     # -- permissions and channels (RFC 8656 §9, §12) -------------------------------
@@ -635,7 +664,7 @@ class TurnServer(Generic[H]):
             return
         number = message.channel_number
         peers = [(p.ip, p.port) for p in message.xor_peer_addresses]
-        if number is None or not valid_channel(number) or len(peers) != 1:
+        if number is None or not valid_channel(number) or len(peers) != 1 or alloc.tcp:
             self._error(message, client, auth, ErrorCode.BAD_REQUEST, "bad-channel", alloc=alloc)
             return
         peer = peers[0]
@@ -695,6 +724,9 @@ class TurnServer(Generic[H]):
     ) -> None:
         heapq.heappush(self._timers, (deadline, next(self._seq), kind, alloc, key))
 
+    def _schedule_tcp(self, conn: TcpConnection[H]) -> None:
+        self._schedule(conn.deadline, _TCP, conn.alloc, conn.id)
+
     def handle_timer(self, now: float) -> None:
         """Expire what is due. Each live object has exactly one heap entry: a refreshed
         one is pushed back at its new deadline when its old entry comes up."""
@@ -724,6 +756,9 @@ class TurnServer(Generic[H]):
                 else:
                     del alloc.permissions[key]
                     self.stats.permissions -= 1
+            elif kind == _TCP:
+                assert isinstance(key, int)
+                self.tcp.timer(key, now)
             elif kind == _CHANNEL:
                 assert isinstance(key, int)
                 expiry = alloc.channel_expiry.get(key)

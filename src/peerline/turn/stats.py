@@ -27,12 +27,15 @@ class TurnStats:
         "permissions",
         "refusals",
         "requests",
+        "tcp_connections",
     )
 
     def __init__(self) -> None:
         self.allocations = 0
         self.permissions = 0
         self.channels = 0
+        #: RFC 6062 peer connections (connecting, waiting for ConnectionBind, or bound).
+        self.tcp_connections = 0
         self.allocations_created = 0
         self.allocations_deleted = 0
         self.allocations_expired = 0
