@@ -25,19 +25,14 @@ import pytest
 from peerline.lab.lab import Lab, teardown
 from peerline.lab.programs import start_serve
 from tests.lab.conftest import side_by_side
-from tests.support.ice_peer import run_pair
+from tests.support.ice_peer import peer_server_args, run_pair, serve_args
 
 pytestmark = pytest.mark.lab
 
 PREFIX = "plbd-"
-SERVER_IP, ALT_IP = "203.0.113.1", "203.0.113.2"
-USER, PASSWORD = "alice", "wonderland"
 PROFILES = ["symmetric", "port-restricted-cone", "symmetric", "port-restricted-cone"]
 SYM, PRC, SYM2, PRC2 = "peer-1", "peer-2", "peer-3", "peer-4"
-SERVERS = [
-    *("--stun", f"{SERVER_IP}:3478", "--turn", f"turn:{SERVER_IP}:3478"),
-    *("--user", USER, "--password", PASSWORD),
-]
+SERVERS = peer_server_args()
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +41,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     RFC 5780 on two addresses, all torn down after."""
     teardown(PREFIX)
     with Lab.up(side_by_side("bday", PROFILES), prefix=PREFIX) as lab:
-        server = start_serve(
-            lab,
-            "server",
-            [
-                *("--listen", SERVER_IP, "--alt-ip", ALT_IP),
-                *("--tls-port", "0", "--sip-port", "0", "--sip-tls-port", "0"),
-                *("--rate", "0", "--user", f"{USER}:{PASSWORD}"),
-                *("--allow-peer", "203.0.113.0/24"),  # the lab's Internet is TEST-NET-3
-                *("--state-dir", str(tmp_path_factory.mktemp("serve"))),
-            ],
-        )
+        state = tmp_path_factory.mktemp("serve")
+        server = start_serve(lab, "server", serve_args(state, alt_ip=True))
         try:
             assert server.running, server.startup
             yield lab

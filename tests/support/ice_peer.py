@@ -13,7 +13,8 @@ bound it). Every wait is bounded; a failure prints `connected: false` with the
 reason and exits 1.
 
 `run_pair` starts two of them in a lab and returns their JSON (for lab tests
-and benchmarks).
+and benchmarks); `serve_args` and `peer_server_args` are the supernode on the
+lab's `server` that they use.
 """
 
 import argparse
@@ -38,6 +39,23 @@ if TYPE_CHECKING:
 
 DONE = b"done"
 ROOT = Path(__file__).resolve().parents[2]
+SERVER_IP, ALT_IP = "203.0.113.1", "203.0.113.2"
+USER, PASSWORD = "alice", "wonderland"
+
+
+def serve_args(state_dir: Path, *, alt_ip: bool) -> list[str]:
+    """`peerline serve` arguments for the lab's `server`: STUN (RFC 5780 on its two
+    addresses with `alt_ip`) and TURN for USER, relaying inside the lab only."""
+    args = ["--listen", SERVER_IP, *(("--alt-ip", ALT_IP) if alt_ip else ())]
+    args += ["--tls-port", "0", "--sip-port", "0", "--sip-tls-port", "0", "--rate", "0"]
+    args += ["--user", f"{USER}:{PASSWORD}", "--allow-peer", "203.0.113.0/24"]
+    return [*args, "--state-dir", str(state_dir)]
+
+
+def peer_server_args() -> list[str]:
+    """This driver's arguments for that server's STUN and TURN."""
+    servers = ["--stun", f"{SERVER_IP}:3478", "--turn", f"turn:{SERVER_IP}:3478"]
+    return [*servers, "--user", USER, "--password", PASSWORD]
 
 
 class Counter:
