@@ -7,11 +7,11 @@
   a share of the new requests get 503 with a randomised Retry-After (so that
   the phones that were turned away do not all come back in the same second),
   while what was already admitted (responses, ACK, CANCEL, requests inside
-  dialogs) goes on. The share admitted follows the load (it is cut in
-  proportion to the excess, and grows back as the load eases), so a server
-  offered twice what it can do still completes about what it can do, instead
-  of refusing everything for a while and then nothing. Requests that answer
-  a challenge are admitted twice as readily: they finish work already begun.
+  dialogs) goes on. The share admitted is set from what admitted and refused
+  requests were measured to cost, so that the loop stays at the threshold: a
+  server offered twice what it can do still completes about what it can, instead
+  of refusing everything for a while and then nothing. Requests that answer a
+  challenge are admitted twice as readily: they finish work already begun.
 """
 
 from __future__ import annotations
@@ -59,6 +59,10 @@ class GuardConfig:
 #: The admitted share never drops below this: some new work always gets through,
 #: so the gate can see the load fall and open again.
 _MIN_SHARE = 0.02
+#: How often the gate steers (seconds).
+_WINDOW = 0.5
+#: What the gate decided about the message being handled.
+_OTHER, _ADMITTED, _REFUSED = 0, 1, 2
 
 
 @dataclass(slots=True)
@@ -78,7 +82,12 @@ class Guard:
         self._rng = rng or random.Random()
         self._busy = 0.0
         self._window_start = now
-        self._window_busy = 0.0
+        # Time spent and messages handled this window, by the gate's decision.
+        self._window_time = [0.0, 0.0, 0.0]
+        self._window_count = [0, 0, 0]
+        self._decision = _OTHER
+        self._cost_admitted: float | None = None
+        self._cost_refused: float | None = None
         self.forced_overload = False
         #: The share of new requests admitted now (1.0 unless overloaded).
         self.admitted_share = 1.0
@@ -124,30 +133,61 @@ class Guard:
 
     # -- overload ------------------------------------------------------------
     def record_busy(self, seconds: float, now: float) -> None:
-        """The adapter reports how long handling took; the gate looks at the last
-        half second of them."""
-        self._window_busy += seconds
+        """The adapter reports how long handling one message took. The time is put
+        down to the gate's decision about that message (admitted, refused, or none:
+        a response, an ACK, a retransmission), and every half second the gate
+        steers on what the last half second cost."""
+        kind = self._decision
+        self._decision = _OTHER
+        self._window_time[kind] += seconds
+        self._window_count[kind] += 1
         elapsed = now - self._window_start
-        if elapsed >= 0.5:
-            self._busy = self._window_busy / elapsed
+        if elapsed >= _WINDOW:
+            self._busy = sum(self._window_time) / elapsed
+            if elapsed > 4 * _WINDOW:
+                self.admitted_share = 1.0  # quiet for a while: that load has gone
+            else:
+                self._steer(elapsed)
             self._window_start = now
-            self._window_busy = 0.0
-            self._steer()
+            self._window_time = [0.0, 0.0, 0.0]
+            self._window_count = [0, 0, 0]
 
-    def _steer(self) -> None:
-        """Move the admitted share towards what keeps the loop at the threshold:
-        down in proportion to the excess (halved when the loop is flat out, since
-        then the excess cannot be seen), up by at most a quarter per window."""
-        threshold, busy, share = self.config.busy_threshold, self._busy, self.admitted_share
+    def _steer(self, elapsed: float) -> None:
+        """Set the admitted share so that the coming half second, if it brings as many
+        new requests as the last, keeps the loop at the threshold. What an admitted
+        and a refused request cost is measured, not assumed: when a 503 costs about
+        as much as the work it spares (the parse is most of it), refusing cannot
+        help, and the gate stays open (the socket buffer drops what is too much)."""
+        threshold = self.config.busy_threshold
         if threshold <= 0:
             self.admitted_share = 1.0
-        elif busy >= 0.98:
-            self.admitted_share = max(_MIN_SHARE, share * 0.5)
-        elif busy > threshold:
-            self.admitted_share = max(_MIN_SHARE, share * threshold / busy)
-        elif share < 1.0:
-            grow = 1.25 if busy <= 0 else min(1.25, threshold / busy)
-            self.admitted_share = min(1.0, share * grow)
+            return
+        times, counts = self._window_time, self._window_count
+        if counts[_ADMITTED]:
+            self._cost_admitted = times[_ADMITTED] / counts[_ADMITTED]
+        if counts[_REFUSED]:
+            self._cost_refused = times[_REFUSED] / counts[_REFUSED]
+        new = counts[_ADMITTED] + counts[_REFUSED]
+        admitted_cost = self._cost_admitted
+        if new == 0 or admitted_cost is None:
+            return
+        if self._busy <= threshold and self.admitted_share >= 1.0:
+            return
+        share = self.admitted_share
+        refused_cost = self._cost_refused
+        guessed = refused_cost is None
+        if refused_cost is None:
+            refused_cost = admitted_cost / 2  # a first guess, until a 503 has been timed
+        if admitted_cost <= 1.1 * refused_cost:
+            target = 1.0
+        else:
+            budget = threshold * elapsed - times[_OTHER]
+            target = (budget / new - refused_cost) / (admitted_cost - refused_cost)
+        if guessed:
+            target = max(target, share / 2)  # on a guess, close by half at most
+        target = min(1.0, max(_MIN_SHARE, target))
+        # Close at once; open by doubling at most, so one quiet moment is not a flood.
+        self.admitted_share = target if target < share else min(target, 2 * share)
 
     @property
     def busy(self) -> float:
@@ -160,6 +200,11 @@ class Guard:
 
     def admit(self, *, answers_challenge: bool = False) -> bool:
         """Whether to take on one new request (False: answer it 503)."""
+        admitted = self._admit(answers_challenge)
+        self._decision = _ADMITTED if admitted else _REFUSED
+        return admitted
+
+    def _admit(self, answers_challenge: bool) -> bool:
         if self.forced_overload:
             return False
         share = self.admitted_share

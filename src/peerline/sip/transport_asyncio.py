@@ -47,21 +47,26 @@ _WS = (Transport.WS, Transport.WSS)
 
 
 @dataclass(frozen=True, slots=True)
-class StreamSettings:
-    """Limits of stream connections."""
+class SocketSettings:
+    """Limits of the SIP sockets."""
 
     #: A connection silent this long is closed (longer than the Outbound Flow-Timer).
     idle_timeout: float = 300.0
     max_connections: int = 20000
     connect_timeout: float = 5.0
+    #: Receive buffer of a UDP socket. Small on purpose: under overload the kernel
+    #: drops what does not fit (which costs us nothing), and what does fit waits
+    #: a fraction of a second, not the seconds after which phones retransmit
+    #: (T1 = 0.5 s) and so multiply the load. 256 KiB holds a few hundred requests.
+    udp_receive_buffer: int = 256 * 1024
 
 
 class SipServer:
     """Runs a `SipElement` on sockets; one per supernode."""
 
-    def __init__(self, element: SipElement, settings: StreamSettings | None = None) -> None:
+    def __init__(self, element: SipElement, settings: SocketSettings | None = None) -> None:
         self.element = element
-        self.settings = settings or StreamSettings()
+        self.settings = settings or SocketSettings()
         self._loop = asyncio.get_running_loop()
         self._udp: dict[Address, asyncio.DatagramTransport] = {}
         self._servers: list[asyncio.Server] = []
@@ -85,7 +90,7 @@ class SipServer:
         try:
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.settings.udp_receive_buffer)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
             sock.bind(local)
         except OSError:
