@@ -160,6 +160,7 @@ class Agent:
         self._now = 0.0
         self._closed = False
         self._relay_hold: float | None = None
+        self._peer_checked_at: float | None = None
 
     def _generation(self, number: int, local: Credentials) -> Generation:
         checklist = Checklist(
@@ -216,6 +217,13 @@ class Agent:
         """The value our checks carry in ICE-CONTROLLING/ICE-CONTROLLED (RFC 8445
         §7.1.1), for an extension's own checks, which must claim what ours claim."""
         return self._tie_breaker
+
+    @property
+    def peer_checked_at(self) -> float | None:
+        """When the newest generation first answered an authenticated check of the
+        peer (None: not yet). Only our description gives the peer our password,
+        so from then on the peer is known to have it."""
+        return self._peer_checked_at
 
     def hold_relayed_nomination(self, until: float | None) -> None:
         """Seam for extensions: as controlling agent (regular nomination), nominate
@@ -399,6 +407,7 @@ class Agent:
         self._generations = [g for g in self._generations if g in owners]
         generation = self._generation(previous.number + 1, Credentials.generate())
         self._generations.append(generation)
+        self._peer_checked_at = None
         generation.checklist.add_pairs(generation.local_candidates, [])
         self._events.append(
             IceRestarted(
@@ -475,6 +484,8 @@ class Agent:
             return
         self._outbox.append(Transmit(success_response(message, source, key), base, source))
         generation = self._by_local_ufrag(request.local_ufrag)
+        if generation is self._current and self._peer_checked_at is None:
+            self._peer_checked_at = self._now
         local = None if generation is None else generation.local_at(base)
         if generation is None or local is None:
             self._log.debug("check at %s matches no local candidate", base)
