@@ -1,6 +1,7 @@
 """coturn's turnutils_uclient against `peerline serve`: every client transport, channels
 and Send indications, client to client and through turnutils_peer, long-term and REST
-credentials. Every message must come back (0 % loss at a moderate rate)."""
+credentials, and RFC 6062 TCP relays (`-T`). Every message must come back (0 % loss at
+a moderate rate)."""
 
 import re
 import subprocess
@@ -15,7 +16,8 @@ from tests.support.procs import free_port, require_program, running
 pytestmark = pytest.mark.interop
 
 #: name -> uclient flags. "-t": TCP, "-S" with "-t": TLS, "-s": Send indications instead
-#: of channels, "-y": client to client instead of turnutils_peer, "-W": REST credentials.
+#: of channels, "-y": client to client instead of turnutils_peer, "-W": REST credentials,
+#: "-T": TCP relays (implies "-t -y"; with "-S" over TLS).
 CASES = {
     "udp-channels": [],
     "udp-send": ["-s"],
@@ -28,6 +30,11 @@ CASES = {
     "tls-client-to-client-send": ["-y", "-t", "-S", "-s"],
     "udp-rest": ["-W", SECRET],
     "tcp-rest-send": ["-t", "-s", "-W", SECRET],
+    # RFC 6062 TCP relays, client to client: one side sends Connect to the other's relayed
+    # address, the other gets a ConnectionAttempt; both bind a data connection.
+    "tcp-relay": ["-T"],
+    "tcp-relay-tls": ["-T", "-S"],
+    "tcp-relay-rest": ["-T", "-W", SECRET],
 }
 
 

@@ -56,6 +56,18 @@ class Framer(Protocol):
         ...
 
 
+class StreamSink(Protocol):
+    """Where a diverted connection's bytes go unframed (an RFC 6062 data connection)."""
+
+    def data(self, data: bytes) -> None: ...
+
+    def pause_writing(self) -> None:
+        """The connection's send buffer is full: stop feeding it."""
+
+    def resume_writing(self) -> None:
+        """The connection's send buffer drained: feed it again."""
+
+
 class UdpEndpoint(asyncio.DatagramProtocol):
     """One bound UDP socket feeding a handler; answers may leave from a sibling socket."""
 
@@ -143,6 +155,8 @@ class StreamConnection(asyncio.Protocol):
         #: A pinned connection (one carrying a TURN allocation) has no idle timeout:
         #: the allocation's own lifetime governs it.
         self.pinned = False
+        #: Once diverted, received bytes go to this sink as they are, unframed.
+        self._sink: StreamSink | None = None
 
     @property
     def peer(self) -> Address:
@@ -154,6 +168,38 @@ class StreamConnection(asyncio.Protocol):
         transport = self._transport
         if transport is not None and transport.get_write_buffer_size() < _MAX_WRITE_BUFFER:
             transport.write(data)
+
+    def divert(self, sink: StreamSink) -> None:
+        """From now on every received byte goes to `sink` unframed, and the connection
+        never idles out (RFC 6062: a client data connection after ConnectionBind). Bytes
+        already received past the last framed message go first."""
+        self._sink = sink
+        self.pin(True)
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        if rest:
+            sink.data(rest)
+
+    def pause_reading(self) -> None:
+        if self._transport is not None and self._transport.is_reading():
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None and not self._transport.is_reading():
+            self._transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        if self._sink is not None:
+            self._sink.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._sink is not None:
+            self._sink.resume_writing()
+
+    def finish(self) -> None:
+        """Close after what is queued has been sent."""
+        if self._transport is not None:
+            self._transport.close()
 
     def pin(self, pinned: bool = True) -> None:
         self.pinned = pinned
@@ -187,6 +233,9 @@ class StreamConnection(asyncio.Protocol):
             self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        if self._sink is not None:
+            self._sink.data(data)
+            return
         listener = self._listener
         buffer = self._buffer
         buffer += data
@@ -209,6 +258,8 @@ class StreamConnection(asyncio.Protocol):
             )
             if reply is not None and self._transport is not None:
                 self._transport.write(reply.data)
+            if self._sink is not None:  # diverted by that message: the rest went along
+                return
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._idle is not None:

@@ -31,11 +31,22 @@ from peerline.supernode.config import ServeConfig
 from peerline.supernode.transports import (
     DatagramHandler,
     Reply,
+    StreamConnection,
     StreamListener,
     Transport,
     UdpRegistry,
 )
-from peerline.turn.allocation import Allocation, ClientKey, CloseRelays, OpenRelays, ToClient
+from peerline.supernode.turn_tcp import TcpRelaySockets
+from peerline.turn.allocation import (
+    Allocation,
+    BindData,
+    ClientKey,
+    ClosePeer,
+    CloseRelays,
+    ConnectPeer,
+    OpenRelays,
+    ToClient,
+)
 from peerline.turn.auth import Credentials
 from peerline.turn.config import TurnConfig
 from peerline.turn.policy import PeerPolicy
@@ -103,6 +114,8 @@ class TurnService:
         self._relays: dict[ClientKey, _Relay] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
+        #: RFC 6062: TCP relays' listeners and peer connections.
+        self._tcp = TcpRelaySockets(self.core, self._after, self._client_connection)
         _raise_open_files(config.max_allocations)
 
     # -- wiring -------------------------------------------------------------------------
@@ -161,16 +174,20 @@ class TurnService:
     def _after(self, now: float) -> None:
         """Carry out what the core asked for, then re-arm the timer if it moved."""
         core = self.core
-        for action in core.pop_actions():
-            if isinstance(action, ToClient):
-                self._to_client(action.client, action.data)
-            elif isinstance(action, OpenRelays):
-                self._open(action, now)
-            elif isinstance(action, CloseRelays):
-                self._close(action)
-        for action in core.pop_actions():  # answers queued by relays_opened
-            if isinstance(action, ToClient):
-                self._to_client(action.client, action.data)
+        while actions := core.pop_actions():  # carrying one out may queue more
+            for action in actions:
+                if isinstance(action, ToClient):
+                    self._to_client(action.client, action.data)
+                elif isinstance(action, OpenRelays):
+                    self._open(action, now)
+                elif isinstance(action, CloseRelays):
+                    self._close(action)
+                elif isinstance(action, ConnectPeer):
+                    self._tcp.connect(action)
+                elif isinstance(action, BindData):
+                    self._tcp.bind(action)
+                elif isinstance(action, ClosePeer):
+                    self._tcp.close(action)
         deadline = core.get_timer()
         if deadline != self._deadline:
             if self._timer is not None:
@@ -196,6 +213,10 @@ class TurnService:
         connection = listener.connection(source) if listener is not None else None
         return None if connection is None else _Route(None, source, connection.write)
 
+    def _client_connection(self, client: ClientKey) -> StreamConnection | None:
+        listener = self._streams.get((client[2], client[0]))
+        return None if listener is None else listener.connection(client[1])
+
     def _to_client(self, client: ClientKey, data: bytes) -> None:
         route = self._route(client)
         if route is not None:
@@ -215,7 +236,11 @@ class TurnService:
             if action.reuse is not None:
                 sockets.append(action.reuse[1])
                 opened.append((4, action.reuse[0], action.reuse[1]))
-            for family, ip in action.addresses if action.reuse is None else ():
+            for family, ip in action.addresses[:1] if action.tcp else ():
+                listener = TcpRelaySockets.listen(family, ip)
+                sockets.append(listener)
+                opened.append((family, _name(listener), listener))
+            for family, ip in action.addresses if action.reuse is None and not action.tcp else ():
                 pair = _bind_relay(family, ip, action)
                 sockets.append(pair[0])
                 opened.append((family, _name(pair[0]), pair[0]))
@@ -236,6 +261,9 @@ class TurnService:
         relay.alloc = alloc
         self._relays[action.client] = relay
         for sock in sockets:
+            if action.tcp:
+                self._tcp.watch(sock, alloc)
+                continue
             readable = self._readable if route.sendto is not None else self._readable_stream
             self._loop.add_reader(sock.fileno(), readable, sock, relay)
         self._pin(action.client, True)
@@ -304,6 +332,7 @@ class TurnService:
     async def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        self._tcp.close_all()
         for relay in list(self._relays.values()):
             self._close(CloseRelays(relay.client, tuple(relay.sockets)))
 
@@ -314,8 +343,8 @@ class TurnService:
         bandwidth = f"{config.bandwidth} B/s" if config.bandwidth else "no cap"
         allow = ", ".join(str(net) for net in config.policy.allow) or "none"
         return [
-            f"  TURN (RFC 8656) on the STUN ports: realm {config.realm}, relays over "
-            f"{' and '.join(families)}",
+            f"  TURN (RFC 8656) on the STUN ports: realm {config.realm}, UDP relays and "
+            f"TCP relays (RFC 6062) over {' and '.join(families)}",
             f"  TURN allocations: {quota}; bandwidth per allocation: {bandwidth}",
             f"  TURN peers: special-purpose ranges denied; allowed anyway: {allow}",
         ]
