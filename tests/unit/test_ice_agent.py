@@ -22,6 +22,9 @@ from peerline.ice.states import ChecklistState
 from peerline.stun import AttributeType, ErrorCode, MessageClass, TransportAddress
 from tests.unit.ice_network import Filtering, Host, Mapping, Nat, Network, Packet, signal
 
+AGGRESSIVE = IceConfig(nomination=Nomination.AGGRESSIVE, ice_options=("trickle",))
+"""An RFC 5245 peer: nominates every check, does not advertise ice2."""
+
 A_HOST = TransportAddress("10.0.1.2", 5000)
 A_HOST2 = TransportAddress("10.0.1.3", 5002)
 B_HOST = TransportAddress("10.0.2.2", 6000)
@@ -35,7 +38,7 @@ def make_agent(
         role=role,
         config=config,
         tie_breaker=tie_breaker,
-        rng=random.Random(tie_breaker),
+        rng=random.Random(f"{name}:{tie_breaker}"),
         name=name,
     )
 
@@ -241,7 +244,7 @@ def test_aggressive_peer_is_accepted_and_a_better_later_nomination_wins() -> Non
         net,
         a_addresses=[A_HOST, A_HOST2],
         b_addresses=[B_HOST],
-        a_config=IceConfig(nomination=Nomination.AGGRESSIVE),
+        a_config=AGGRESSIVE,
     )
     block_until(net, 0.2, A_HOST, B_HOST)
     connect(net, a, b)

@@ -77,7 +77,7 @@ def test_a_vanished_peer_loses_consent_30_s_after_the_last_answered_request() ->
     assert net.run_until(lambda: bool(a.of_type(ConsentLost)), 60.0)
     lost = a.time_of(ConsentLost)
     last_answered = answered_at(net, "a", "b")[-1]
-    assert last_answered > 10.0
+    assert last_answered > 4.0  # a consent round, not only the checks
     assert lost >= last_answered + 30.0  # never before
     assert lost == pytest.approx(last_answered + 30.0, abs=0.01)
     assert lost > vanished

@@ -153,6 +153,8 @@ class Agent:
         self._gathered: list[LocalCandidate] = []
         self._generations = [self._generation(0, credentials or Credentials.generate())]
         self._checks: dict[bytes, PendingCheck] = {}
+        self._retired: dict[Generation, float] = {}
+        """Generations replaced by a restart, answering until the time given."""
         self._consent = Consent(self._config, self._rng)
         self._outbox: list[Transmit] = []
         self._events: deque[Event] = deque()
@@ -422,6 +424,7 @@ class Agent:
         self._checks.clear()
         self._consent.selected.clear()
         self._outbox.clear()
+        self._retired.clear()
 
     # -- datagrams in ---------------------------------------------------------------------
 
@@ -463,7 +466,14 @@ class Agent:
         return generation.local.pwd
 
     def _by_local_ufrag(self, ufrag: str) -> Generation | None:
-        return next((g for g in self._generations if g.local.ufrag == ufrag), None)
+        found = next((g for g in self._generations if g.local.ufrag == ufrag), None)
+        if found is None:
+            for old, until in list(self._retired.items()):
+                if until <= self._now:
+                    del self._retired[old]
+                elif old.local.ufrag == ufrag:
+                    found = old
+        return found
 
     def _on_request(
         self, message: Message, base: TransportAddress, source: TransportAddress
@@ -495,8 +505,11 @@ class Agent:
         use_candidate = request.use_candidate and self._role is Role.CONTROLLED
         if generation is not self._current or checklist.state is ChecklistState.FAILED:
             return  # an old or failed generation only answers
-        if checklist.state is ChecklistState.COMPLETED and not use_candidate:
-            return
+        aggressive = self._role is Role.CONTROLLING and (
+            self._config.nomination is Nomination.AGGRESSIVE
+        )
+        if checklist.state is ChecklistState.COMPLETED and not (use_candidate or aggressive):
+            return  # an aggressive controller goes on: its next success nominates
         pair = checklist.find(base, source, component)
         if pair is None:
             remote = generation.remote_at(source, component)
@@ -527,13 +540,22 @@ class Agent:
             checklist.trigger(pair)
         if use_candidate:  # RFC 8445 §7.3.1.5
             if pair.state is PairState.SUCCEEDED and pair.valid_pair is not None:
+                # the nomination itself came over this pair, signed: fresh proof
+                pair.valid_pair.confirmed_at = self._now
                 self._nominate(generation, pair.valid_pair)
             else:
                 pair.nominate_on_success = True
 
     def _has_role_conflict(self, controlling: int | None, controlled: int | None) -> bool:
         """RFC 8445 §7.3.1.1: the larger tie-breaker keeps controlling. True when we
-        keep our role and must answer 487; a switch happens here."""
+        keep our role and must answer 487; a switch happens here.
+
+        Equal tie-breakers would make both sides answer 487 and switch, then
+        switch back, for ever: we draw a new one first (RFC 8445 is silent).
+        """
+        theirs = controlling if self._role is Role.CONTROLLING else controlled
+        while theirs == self._tie_breaker:
+            self._tie_breaker = self._rng.getrandbits(64)
         if self._role is Role.CONTROLLING and controlling is not None:
             if self._tie_breaker >= controlling:
                 return True
@@ -545,6 +567,9 @@ class Agent:
         return False
 
     def _switch_role(self, role: Role) -> None:
+        """Take the other role. Requests in flight claim the old one: their
+        retransmissions would set off the conflict again at the peer, so they
+        stop (an answer still counts) and their pairs are checked again."""
         self._log.debug("role conflict: now %s", role.value)
         self._role = role
         for generation in self._generations:
@@ -552,6 +577,12 @@ class Agent:
             generation.nominating.clear()
             for pair in generation.checklist.pairs:
                 pair.nominate_on_success = False
+        for check in self._checks.values():
+            if check.role is role or check.cancelled:
+                continue
+            check.cancelled = True
+            if check.kind is CheckKind.CONNECTIVITY and check.pair.state is PairState.IN_PROGRESS:
+                check.generation.checklist.trigger(check.pair)
         self._events.append(RoleChanged(role=role))
 
     def _on_answer(
@@ -662,7 +693,8 @@ class Agent:
 
     def _nominate(self, generation: Generation, valid: CandidatePair) -> None:
         checklist = generation.checklist
-        for slower in checklist.nominate(valid):
+        latest_wins = self._role is Role.CONTROLLED and "ice2" in generation.remote_options
+        for slower in checklist.nominate(valid, exclusive=latest_wins):
             self._cancel_checks(slower)
         self._select(generation, valid.component)
         if checklist.all_nominated():
@@ -684,23 +716,34 @@ class Agent:
         self._events.append(SelectedPairChanged(pair=pair.info(), generation=generation.number))
 
     def _retire_older_generations(self) -> None:
+        """The newest generation nominated everything: older ones stop checking.
+        They still answer the peer's checks for a consent timeout, since the
+        peer may not have seen its own nomination succeed yet and keeps its old
+        pair alive with them meanwhile."""
         current = self._current
         for tid, check in list(self._checks.items()):
             if check.generation is not current:
                 del self._checks[tid]
+        for old in self._generations[:-1]:
+            self._retired[old] = self._now + self._config.consent_timeout
         self._generations = [current]
 
     def _nomination_due(self, generation: Generation) -> dict[int, float]:
         """Regular nomination (§8.1.1): per component without a nomination under
-        way, when to nominate its best valid pair."""
+        way, when to nominate its best valid pair. An aggressive agent nominates
+        with every check, but pairs that succeeded before it took control (a
+        role conflict) were checked without USE-CANDIDATE: it nominates those
+        at once."""
         checklist = generation.checklist
         if (
             self._role is not Role.CONTROLLING
-            or self._config.nomination is not Nomination.REGULAR
             or checklist.state is not ChecklistState.RUNNING
             or generation.remote is None
         ):
             return {}
+        wait = self._config.nomination_delay
+        if self._config.nomination is Nomination.AGGRESSIVE:
+            wait = 0.0
         due = {}
         for component in sorted(self._components):
             best = checklist.best_valid(component)
@@ -710,7 +753,7 @@ class Agent:
                 continue
             first = generation.first_valid_at.get(component, self._now)
             better = any(p.priority > best.priority for p in checklist.pending(component))
-            when = first + self._config.nomination_delay if better else first
+            when = first + wait if better else first
             relayed = CandidateType.RELAYED in (best.local.type, best.remote.type)
             if self._relay_hold is not None and relayed:
                 when = max(when, self._relay_hold)

@@ -438,16 +438,27 @@ class Checklist:
         if pair in self.valid:
             self.valid.remove(pair)
 
-    def nominate(self, pair: CandidatePair) -> list[CandidatePair]:
+    def nominate(self, pair: CandidatePair, *, exclusive: bool = False) -> list[CandidatePair]:
         """Mark a valid pair nominated (§8.1.2): drop the Frozen and Waiting pairs of
         its component and return the In-Progress ones of lower priority, whose
-        retransmissions the agent stops."""
-        pair.nominated = True
+        retransmissions the agent stops.
+
+        `exclusive` clears the other nominations of the component, so that the
+        latest one is selected: an RFC 8445 peer nominates one pair at a time
+        and nominates another only when it gave up on the first, while an
+        aggressive (RFC 5245) peer nominates many and the best one counts.
+        """
         component = pair.component
+        if exclusive:
+            for other in self.valid:
+                if other.component == component:
+                    other.nominated = False
+        pair.nominated = True
         for other in list(self.pairs):
-            if other.component == component and other.state in (
-                PairState.FROZEN,
-                PairState.WAITING,
+            if (
+                other.component == component
+                and other.state in (PairState.FROZEN, PairState.WAITING)
+                and not other.nominate_on_success  # the peer nominated it: keep it
             ):
                 self._remove(other)
         return [
@@ -455,6 +466,7 @@ class Checklist:
             for other in self.pairs
             if other.component == component
             and other.state is PairState.IN_PROGRESS
+            and not other.nominate_on_success
             and other.priority < pair.priority
         ]
 

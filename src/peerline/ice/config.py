@@ -76,5 +76,10 @@ class IceConfig:
             raise ValueError("check_rc, check_rm and max_pairs must be >= 1")
         if self.nomination_delay < 0:
             raise ValueError("nomination_delay must be >= 0")
+        if self.nomination is Nomination.AGGRESSIVE and "ice2" in self.ice_options:
+            raise ValueError(
+                "aggressive nomination is RFC 5245's: drop 'ice2' from ice_options "
+                "(it tells the peer we nominate one pair at a time, RFC 8445 §10)"
+            )
         if self.consent_interval * 1.2 >= self.consent_timeout:
             raise ValueError("consent_timeout must exceed the longest consent interval")
