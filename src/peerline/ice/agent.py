@@ -47,7 +47,6 @@ from peerline.ice.candidate import (
     Candidate,
     CandidateType,
     TransportProtocol,
-    peer_reflexive_priority,
 )
 from peerline.ice.checklist import (
     MAX_REVIVALS,
@@ -70,10 +69,15 @@ from peerline.ice.events import (
     RoleChanged,
     SelectedPairChanged,
 )
-from peerline.ice.generation import CheckKind, Generation, PendingCheck
+from peerline.ice.generation import (
+    CheckKind,
+    Generation,
+    PendingCheck,
+    local_candidate,
+    start_check,
+)
 from peerline.ice.messages import (
     CheckRejected,
-    build_check,
     error_response,
     keepalive_indication,
     read_check,
@@ -83,7 +87,6 @@ from peerline.ice.sdp import Credentials
 from peerline.ice.states import ChecklistInput, ChecklistState, PairInput, PairState
 from peerline.stun import (
     AttributeType,
-    ClientTransaction,
     ErrorCode,
     MalformedMessage,
     Message,
@@ -92,11 +95,9 @@ from peerline.stun import (
     ResponseReceived,
     TransactionConfig,
     TransactionResult,
-    Transport,
     TransportAddress,
     is_stun,
     parse,
-    short_term_key,
     verify_fingerprint,
     verify_message_integrity,
 )
@@ -288,22 +289,9 @@ class Agent:
         generation = self._current
         if generation.local_done and signalled:
             raise IceUsageError("local end-of-candidates was already signalled")
-        if candidate.transport is not TransportProtocol.UDP or not candidate.is_resolved:
-            raise IceUsageError("local candidates are UDP with an IP address")
-        if candidate.component not in self._components:
-            raise IceUsageError(f"no component {candidate.component}")
-        if candidate.type is CandidateType.PEER_REFLEXIVE:
-            raise IceUsageError("peer-reflexive candidates are learned, not added")
         if max_pairs is not None and max_pairs < 1:
             raise IceUsageError("max_pairs must be >= 1")
-        if base is None:
-            if candidate.type is CandidateType.SERVER_REFLEXIVE:
-                if candidate.related_address is None:
-                    raise IceUsageError("a server-reflexive candidate needs its base")
-                base = candidate.related_address
-            else:
-                base = candidate.address
-        local = LocalCandidate(candidate, TransportAddress(*base))
+        local = local_candidate(candidate, base, self._components)
         if local in generation.local_candidates:
             return 0
         if signalled:
@@ -842,42 +830,28 @@ class Agent:
     def _send_check(
         self, generation: Generation, pair: CandidatePair, now: float, kind: CheckKind
     ) -> None:
-        remote = generation.remote
-        assert remote is not None  # _can_check and _select guarantee it
         use_candidate = (
             kind is CheckKind.CONNECTIVITY
             and self._role is Role.CONTROLLING
             and (self._config.nomination is Nomination.AGGRESSIVE or pair.nominate_on_success)
         )
-        key = short_term_key(remote.pwd)
-        priority = peer_reflexive_priority(pair.local.priority)
-        request = build_check(
-            username=f"{remote.ufrag}:{generation.local.ufrag}",
-            key=key,
-            priority=priority,
-            role=self._role,
-            tie_breaker=self._tie_breaker,
-            use_candidate=use_candidate,
-        )
         if kind is CheckKind.CONSENT:
             timers = consent_transaction(self._config)
         else:
-            checklist = generation.checklist
-            busy = checklist.count(PairState.WAITING, PairState.IN_PROGRESS)
+            busy = generation.checklist.count(PairState.WAITING, PairState.IN_PROGRESS)
             rto = max(self._config.check_rto, self._config.ta * busy)  # RFC 8445 §14.3
             timers = TransactionConfig(rto=rto, rc=self._config.check_rc, rm=self._config.check_rm)
-        transaction = ClientTransaction(request, transport=Transport.UDP, now=now, config=timers)
-        self._checks[transaction.transaction_id] = PendingCheck(
-            kind=kind,
-            generation=generation,
-            pair=pair,
-            transaction=transaction,
-            key=key,
+        check = start_check(
+            kind,
+            generation,
+            pair,
             role=self._role,
-            priority=priority,
+            tie_breaker=self._tie_breaker,
             use_candidate=use_candidate,
-            started_at=now,
+            timers=timers,
+            now=now,
         )
+        self._checks[check.transaction.transaction_id] = check
 
     # -- consent (RFC 7675) and keepalives (RFC 8445 §11) -----------------------------------
 

@@ -3,7 +3,8 @@
 
 A *generation* is one ICE session between two credential sets (RFC 8445 §9: a
 restart starts a new one); a *pending check* is one Binding request in flight,
-with what it claimed, so that its answer can be judged (RFC 8445 §7.2.5).
+with what it claimed, so that its answer can be judged (RFC 8445 §7.2.5). Also
+the two pure steps of making them: a checked local candidate, a new check.
 """
 
 from __future__ import annotations
@@ -11,11 +12,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from peerline.ice.candidate import Candidate, CandidateType, compute_foundation
+from peerline.ice.candidate import (
+    Candidate,
+    CandidateType,
+    TransportProtocol,
+    compute_foundation,
+    peer_reflexive_priority,
+)
 from peerline.ice.checklist import CandidatePair, Checklist, LocalCandidate
 from peerline.ice.config import Role
+from peerline.ice.errors import IceUsageError
+from peerline.ice.messages import build_check
 from peerline.ice.sdp import Credentials
-from peerline.stun import ClientTransaction, TransportAddress
+from peerline.stun import (
+    ClientTransaction,
+    TransactionConfig,
+    Transport,
+    TransportAddress,
+    short_term_key,
+)
 
 
 class CheckKind(Enum):
@@ -125,3 +140,65 @@ class PendingCheck:
     cancelled: bool = False
     """Superseded by a triggered check (RFC 8445 §7.3.1.4) or a nomination: no
     retransmissions, a timeout means nothing, only a success still counts."""
+
+
+def local_candidate(
+    candidate: Candidate, base: tuple[str, int] | None, components: frozenset[int]
+) -> LocalCandidate:
+    """A candidate the adapter gathered, checked, with its base: the address itself
+    for host and relayed candidates, the related address for server-reflexive ones."""
+    if candidate.transport is not TransportProtocol.UDP or not candidate.is_resolved:
+        raise IceUsageError("local candidates are UDP with an IP address")
+    if candidate.component not in components:
+        raise IceUsageError(f"no component {candidate.component}")
+    if candidate.type is CandidateType.PEER_REFLEXIVE:
+        raise IceUsageError("peer-reflexive candidates are learned, not added")
+    if base is None:
+        if candidate.type is CandidateType.SERVER_REFLEXIVE:
+            if candidate.related_address is None:
+                raise IceUsageError("a server-reflexive candidate needs its base")
+            base = candidate.related_address
+        else:
+            base = candidate.address
+    return LocalCandidate(candidate, TransportAddress(*base))
+
+
+def start_check(
+    kind: CheckKind,
+    generation: Generation,
+    pair: CandidatePair,
+    *,
+    role: Role,
+    tie_breaker: int,
+    use_candidate: bool,
+    timers: TransactionConfig,
+    now: float,
+) -> PendingCheck:
+    """A Binding request on `pair` (RFC 8445 §7.1): USERNAME `peer:ours`, the
+    PRIORITY a peer-reflexive candidate of ours would have, signed with the
+    peer's password; its transaction, ready to send."""
+    remote = generation.remote
+    if remote is None:
+        raise IceUsageError("no checks before the peer's credentials")
+    key = short_term_key(remote.pwd)
+    priority = peer_reflexive_priority(pair.local.priority)
+    request = build_check(
+        username=f"{remote.ufrag}:{generation.local.ufrag}",
+        key=key,
+        priority=priority,
+        role=role,
+        tie_breaker=tie_breaker,
+        use_candidate=use_candidate,
+    )
+    transaction = ClientTransaction(request, transport=Transport.UDP, now=now, config=timers)
+    return PendingCheck(
+        kind=kind,
+        generation=generation,
+        pair=pair,
+        transaction=transaction,
+        key=key,
+        role=role,
+        priority=priority,
+        use_candidate=use_candidate,
+        started_at=now,
+    )
