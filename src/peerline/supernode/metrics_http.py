@@ -27,6 +27,13 @@ def turn_samples(stats: TurnStats) -> list[Sample]:
         ("peerline_turn_allocations", "Live TURN allocations", "gauge", {}, stats.allocations),
         ("peerline_turn_permissions", "Live TURN permissions", "gauge", {}, stats.permissions),
         ("peerline_turn_channels", "Live TURN channel bindings", "gauge", {}, stats.channels),
+        (
+            "peerline_turn_tcp_connections",
+            "Live RFC 6062 peer connections (connecting, waiting for a bind, or bound)",
+            "gauge",
+            {},
+            stats.tcp_connections,
+        ),
     ]
     for name, value in (
         ("created", stats.allocations_created),
