@@ -215,6 +215,108 @@ def test_exhausted_only_when_nothing_is_left_and_a_component_has_no_valid_pair()
     assert checklist.next_check() is None
 
 
+def test_the_limit_trims_failed_pairs_before_unchecked_ones() -> None:
+    checklist = Checklist([1], controlling=True, max_pairs=2)
+    first, second = checklist.add_pairs(
+        [HOST_LOCAL], [remote("198.51.100.1", 7000), remote("198.51.100.2", 7000)]
+    )
+    assert checklist.next_check() is first
+    first.apply(PairInput.FAILURE)
+    (third,) = checklist.add_pairs(
+        [HOST_LOCAL], [remote("192.0.2.50", 7000, CandidateType.RELAYED)]
+    )
+    assert checklist.pairs == [second, third]  # the failed one went, not the lowest
+
+
+def test_an_extension_raises_the_limit_and_its_pairs_start_waiting() -> None:
+    checklist = Checklist([1], controlling=True, max_pairs=2)
+    remotes = [remote(f"198.51.100.{i}", 7000) for i in range(1, 6)]
+    assert len(checklist.add_pairs([HOST_LOCAL], remotes)) == 2
+    more = [remote(f"203.0.113.{i}", 7000) for i in range(1, 6)]
+    added = checklist.add_pairs([HOST_LOCAL], more, max_pairs=10, waiting=True)
+    assert len(added) == 5
+    assert all(p.state is PairState.WAITING for p in added)  # one foundation, none frozen
+    assert checklist.max_pairs == 10
+    checklist.add_pairs([HOST_LOCAL], [remote("192.0.2.9", 1)], max_pairs=3)
+    assert checklist.max_pairs == 10  # never lowered
+
+
+def test_a_full_list_takes_a_triggered_pair_only_in_place_of_a_worse_one() -> None:
+    checklist = Checklist([1], controlling=True, max_pairs=2)
+    best, worst = checklist.add_pairs(
+        [HOST_LOCAL],
+        [remote("198.51.100.1", 7000), remote("192.0.2.50", 7000, CandidateType.RELAYED)],
+    )
+    srflx_remote = remote("203.0.113.9", 7000, CandidateType.SERVER_REFLEXIVE)
+    triggered = checklist.add_triggered_pair(HOST_LOCAL, srflx_remote)
+    assert triggered is not None
+    assert worst not in checklist.pairs
+    assert len(checklist.pairs) == 2
+    relay_remote = remote("192.0.2.51", 7000, CandidateType.RELAYED)
+    assert checklist.add_triggered_pair(HOST_LOCAL, relay_remote) is None
+    assert checklist.pairs == [best, triggered]
+    assert checklist.learning_limit == 1
+
+
+def test_a_signalled_candidate_replaces_a_learned_one_in_its_pairs() -> None:
+    checklist = Checklist([1], controlling=True)
+    learned = remote("198.51.100.1", 7000, CandidateType.PEER_REFLEXIVE)
+    pair = checklist.add_triggered_pair(HOST_LOCAL, learned)
+    assert pair is not None
+    before = pair.priority
+    signalled = remote("198.51.100.1", 7000)
+    checklist.replace_remote(learned, signalled)
+    assert pair.remote is signalled
+    assert pair.priority == CandidatePair(HOST, HOST.address, signalled, controlling=True).priority
+    assert pair.priority != before
+
+
+def test_exclusive_nomination_keeps_only_the_latest() -> None:
+    checklist = Checklist([1], controlling=False)
+    first, second = checklist.add_pairs(
+        [HOST_LOCAL],
+        [remote("198.51.100.1", 7000), remote("203.0.113.9", 7000, CandidateType.SERVER_REFLEXIVE)],
+    )
+    for pair in (first, second):
+        assert pair.state is PairState.WAITING  # two foundations
+        pair.apply(PairInput.START)
+        pair.apply(PairInput.SUCCESS)
+        checklist.add_valid(pair)
+    checklist.nominate(first)
+    checklist.nominate(second)
+    assert checklist.selected(1) is first  # the best of several (aggressive peer)
+    checklist.nominate(second, exclusive=True)
+    assert checklist.selected(1) is second  # the latest (RFC 8445 peer)
+    assert not first.nominated
+
+
+def test_nomination_keeps_pairs_the_peer_nominated() -> None:
+    checklist = Checklist([1], controlling=False)
+    best, worst = checklist.add_pairs(
+        [HOST_LOCAL],
+        [remote("198.51.100.1", 7000), remote("192.0.2.50", 7000, CandidateType.RELAYED)],
+    )
+    best.nominate_on_success = True  # USE-CANDIDATE came before our check succeeded
+    assert best.state is PairState.WAITING
+    worst.apply(PairInput.START)
+    worst.apply(PairInput.SUCCESS)
+    worst.valid_pair = checklist.add_valid(worst)  # as the agent notes it
+    checklist.nominate(worst)
+    assert best in checklist.pairs
+    assert checklist.source_of(worst) is worst
+
+
+def test_a_failed_pair_counts_its_revivals() -> None:
+    checklist = Checklist([1], controlling=True)
+    (pair,) = checklist.add_pairs([HOST_LOCAL], [remote("198.51.100.1", 7000)])
+    for n in range(1, 4):
+        assert checklist.next_check() is pair
+        pair.apply(PairInput.FAILURE)
+        checklist.trigger(pair)
+        assert pair.revivals == n
+    assert pair.state is PairState.WAITING
+
+
 def test_role_switch_recomputes_priorities_and_reorders() -> None:
     checklist = Checklist([1], controlling=True)
     relay = Candidate.relayed(
