@@ -9,6 +9,9 @@ prober behind the cone) and the peers connect, directly when it wins, through th
 relay otherwise, and the data arrives either way; the outcome and the times are
 printed. With the defaults it wins (odds 0.9996); bounded to 2 ports and 20 probes
 (odds 0.0006) it loses, and the relay carries the data after the budget.
+When the controlling side (the offerer) takes the answer only after the other
+side's run has given up (a person carried it back), that side runs once more when
+the first check arrives, and the technique still wins.
 sym x sym: not attempted (both map per destination), the relay at once.
 prc x prc: not attempted, direct as always.
 
@@ -128,6 +131,24 @@ def test_when_the_technique_loses_the_relay_carries_the_data(
         lab, tmp_path, symmetric_controls=symmetric_controls, ports=2, probes=20
     )
     assert sym["relayed"] or sym["birthday"]["outcome"] == "won"  # won: odds 0.0006
+
+
+@pytest.mark.parametrize("symmetric_controls", [True, False], ids=["sym-late", "prc-late"])
+def test_an_answer_carried_back_late_still_meets(
+    lab: Lab, tmp_path: Path, symmetric_controls: bool
+) -> None:
+    controlling, controlled = (SYM, PRC) if symmetric_controls else (PRC, SYM)
+    late = ["--late", "7"]  # more than the 5 s budget of the side that has both at once
+    results = run_pair(lab, tmp_path, controlling, controlled, SERVERS, extra_a=late)
+    report(f"{controlling} (late) x {controlled}", results)
+    exchanged(results)
+    early, punctual = results[1]["birthday"], results[0]["birthday"]
+    assert early is not None, results
+    assert punctual is not None, results
+    assert early["attempt"] == 2, results  # gave up once, ran again when checked
+    assert punctual["attempt"] == 1, results
+    if not results[0]["relayed"]:
+        assert early["outcome"] == punctual["outcome"] == "won", results
 
 
 @pytest.mark.parametrize(

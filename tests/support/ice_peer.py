@@ -109,7 +109,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         temporary = args.out.with_suffix(".tmp")
         temporary.write_text(ice.local_description())
         os.replace(temporary, args.out)
-        ice.set_remote_description(await read_when_there(args.inp, args.timeout))
+        remote = await read_when_there(args.inp, args.timeout)
+        await asyncio.sleep(args.late)  # as when a person carries the answer back
+        ice.set_remote_description(remote)
         exchanged = loop.time()
         info = await ice.connected(args.timeout)
         connected_after = loop.time() - started
@@ -160,6 +162,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--no-birthday", dest="birthday", action="store_false")
+    parser.add_argument("--late", type=float, default=0.0, help="s before using the peer's")
     defaults = BirthdayConfig()
     parser.add_argument("--birthday-ports", type=int, default=defaults.ports)
     parser.add_argument("--birthday-probes", type=int, default=defaults.probes)
@@ -184,11 +187,12 @@ def run_pair(
     servers: Sequence[str],
     *,
     extra: Sequence[str] = (),
+    extra_a: Sequence[str] = (),
     timeout: float = 90.0,
 ) -> list[dict[str, Any]]:
     """A controlling peer on `host_a` and a controlled one on `host_b`, each with
-    the `servers` and `extra` arguments; their JSON, in that order. Both are
-    stopped (by pid) whatever happens."""
+    the `servers` and `extra` arguments (and `extra_a` for `host_a` alone); their
+    JSON, in that order. Both are stopped (by pid) whatever happens."""
     files = [tmp / "a.txt", tmp / "b.txt"]
     for file in files:
         file.unlink(missing_ok=True)
@@ -200,7 +204,7 @@ def run_pair(
             processes.append(
                 lab.popen(
                     host,
-                    [*argv, *servers, *extra],
+                    [*argv, *servers, *extra, *(extra_a if index == 0 else ())],
                     cwd=ROOT,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,

@@ -23,7 +23,10 @@ the other does not), the transport also runs the birthday technique
 (`peerline.ice.birthday`): the side behind the symmetric NAT opens extra
 sockets (ephemeral ports, whatever `port_range` says) that stay open only if
 a pair comes to use them, and every datagram on a socket the technique uses
-is offered to its `BirthdayRun` before the agent.
+is offered to its `BirthdayRun` before the agent. Each side starts when it has
+both descriptions; the answerer may have them long before the offerer (a
+person carries the answer back), so a run that gave up before the peer ever
+checked us runs once more when it does (`Agent.peer_checked_at`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from peerline.errors import PeerlineError
 from peerline.ice.agent import Agent, Disposition, Transmit
 from peerline.ice.birthday import (
     BIRTHDAY_OPTION,
+    BirthdayOutcome,
     BirthdayPlan,
     BirthdayReport,
     BirthdayRole,
@@ -173,6 +177,9 @@ class IceTransport:
         self._remote_mapping = Mapping.UNKNOWN
         self._birthday_planned = False
         self._birthday: BirthdayRun | None = None
+        self._birthday_ended_run: BirthdayRun | None = None
+        self._birthday_retry: BirthdayPlan | None = None
+        """The plan to run once more when the peer first checks us (it was late)."""
         self._extra_sockets: dict[TransportAddress, _HostSocket] = {}
         """The birthday opener's extra sockets (those no pair uses close when it ends)."""
         self.server_failures: list[str] = []
@@ -479,6 +486,9 @@ class IceTransport:
         if plan is None:
             return
         self._birthday_planned = True
+        self._begin_birthday(plan)
+
+    def _begin_birthday(self, plan: BirthdayPlan) -> None:
         self._log.info("birthday technique: %s toward %s", plan.role.value, plan.peer_ip)
         if plan.role is BirthdayRole.OPENER:
             self._spawn(self._open_extra_sockets(plan))
@@ -505,6 +515,7 @@ class IceTransport:
         remote = self._remote_credentials
         if self._closed or remote is None:
             return
+        previous = self._birthday
         self._birthday = BirthdayRun(
             self._agent,
             plan,
@@ -512,15 +523,20 @@ class IceTransport:
             remote=remote,
             bases=list(self._extra_sockets),
             now=self._loop.time(),
+            attempt=1 if previous is None else previous.attempt + 1,
         )
 
     def _birthday_ended(self, run: BirthdayRun) -> None:
-        """Close the extra sockets no pair uses; say how it went."""
+        """Close the extra sockets no pair uses; say how it went; if the peer has
+        not checked us yet, it is late: run once more when it does."""
         for base in [b for b in self._extra_sockets if b not in run.admitted]:
             transport = self._extra_sockets.pop(base).transport
             if transport is not None:
                 transport.close()
         self._log.info("birthday technique: %s", run.report().as_dict())
+        late = self._agent.peer_checked_at is None
+        if run.outcome is BirthdayOutcome.GAVE_UP and late and run.attempt == 1:
+            self._birthday_retry = run.plan
 
     # -- connection ---------------------------------------------------------------------
 
@@ -606,11 +622,16 @@ class IceTransport:
         self._agent_events()
         run = self._birthday
         if run is not None:
-            running = not run.finished
             for out in run.datagrams_to_send(now):
                 self._transmit(out)
-            if running and run.finished:
+            if run.finished and self._birthday_ended_run is not run:
+                self._birthday_ended_run = run
                 self._birthday_ended(run)
+        retry = self._birthday_retry
+        if retry is not None and self._agent.peer_checked_at is not None:
+            self._birthday_retry = None
+            self._begin_birthday(retry)
+            run = self._birthday
         birthday_timer = None if run is None else run.get_timer()
         timers = (self._agent.get_timer(), self._gatherer.get_timer(), birthday_timer)
         deadline = min((t for t in timers if t is not None), default=None)

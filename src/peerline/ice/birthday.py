@@ -384,7 +384,8 @@ class BirthdayReport:
     """What the technique did, for logs, tests and the benchmark.
 
     `hit_after`: seconds from the start to the first datagram through a hole;
-    `direct_after`: to the selection of a direct pair (None if neither).
+    `direct_after`: to the selection of a direct pair (None if neither);
+    `attempt`: 2 for the run again when the peer turned up late.
     """
 
     role: BirthdayRole
@@ -393,6 +394,7 @@ class BirthdayReport:
     outcome: BirthdayOutcome
     hit_after: float | None
     direct_after: float | None
+    attempt: int = 1
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -402,6 +404,7 @@ class BirthdayReport:
             "outcome": self.outcome.value,
             "hit_after": None if self.hit_after is None else round(self.hit_after, 3),
             "direct_after": None if self.direct_after is None else round(self.direct_after, 3),
+            "attempt": self.attempt,
         }
 
 
@@ -424,8 +427,10 @@ class BirthdayRun:
         bases: Sequence[TransportAddress],
         now: float,
         rng: random.Random | None = None,
+        attempt: int = 1,
     ) -> None:
         self.plan = plan
+        self.attempt = attempt
         self._agent = agent
         self._generation = agent.generation
         self._start = now
@@ -489,6 +494,7 @@ class BirthdayRun:
             outcome=self.outcome,
             hit_after=since(self._hit_at),
             direct_after=since(self._direct_at),
+            attempt=self.attempt,
         )
 
     # -- datagrams ------------------------------------------------------------------
