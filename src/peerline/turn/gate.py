@@ -56,7 +56,15 @@ class Authenticated:
 class Gate:
     """Checks credentials and nonces; answers 400/401/438 within a per-source budget."""
 
-    __slots__ = ("_config", "_credentials", "_limit", "_nonces", "_stats", "wall_offset")
+    __slots__ = (
+        "_config",
+        "_credentials",
+        "_keys",
+        "_limit",
+        "_nonces",
+        "_stats",
+        "wall_offset",
+    )
 
     def __init__(
         self,
@@ -76,6 +84,10 @@ class Gate:
             config.nonce_secret, config.nonce_lifetime, offer_sha256=config.offer_sha256
         )
         self._limit = SourceBuckets(config.unauthenticated_limit, now)
+        #: Long-term keys of configured users, made once each (preparing and hashing
+        #: the password costs more than the rest of checking a request). Bounded by the
+        #: users file; REST-secret keys expire, so they are made every time.
+        self._keys: dict[tuple[str, PasswordAlgorithm], bytes | KeyRefusal] = {}
 
     def check(self, message: Message, ip: str, now: float) -> Authenticated | bytes | None:
         """Authenticated, or the refusal to send (bytes), or None to drop the request
@@ -105,7 +117,11 @@ class Gate:
             ):
                 return self.refuse(message, ip, now, ErrorCode.BAD_REQUEST, "bad-algorithm")
             algorithm = PasswordAlgorithm(chosen.algorithm)
-        key = self._credentials.key(username, algorithm, wall)
+        key = self._keys.get((username, algorithm))
+        if key is None:
+            key = self._credentials.key(username, algorithm, wall)
+            if username in self._credentials.users:
+                self._keys[(username, algorithm)] = key
         if isinstance(key, KeyRefusal):
             return self.challenge(message, ip, now, ErrorCode.UNAUTHENTICATED, key.value)
         verify = verify_message_integrity_sha256 if sha256 else verify_message_integrity
