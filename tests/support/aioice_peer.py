@@ -61,6 +61,7 @@ from peerline.session.config import SessionRole
 from peerline.session.identity import Fingerprint, Identity
 from peerline.session.path import DatagramPath, PathInfo, PathListener
 from peerline.session.quic import PeerSession
+from peerline.session.selftest import write_random
 
 MAX_KEPT = 10_000
 ROOT = Path(__file__).resolve().parents[2]
@@ -393,18 +394,10 @@ async def quic_client(session: PeerSession, bulk: int, timeout: float) -> dict[s
         echoed = await reader.readexactly(1)
         result: dict[str, Any] = {"echoed": echoed == b"1", "echo_at": time.monotonic()}
         if bulk:
-            digest = hashlib.sha256()
             _, bulk_writer = await session.open_stream()
-            left = bulk
-            while left > 0:
-                chunk = os.urandom(min(CHUNK, left))
-                digest.update(chunk)
-                bulk_writer.write(chunk)
-                await bulk_writer.drain()
-                left -= len(chunk)
-            bulk_writer.write_eof()
+            sent = await write_random(bulk_writer, bulk)
             verdict = json.loads(await session.receive_message())
-            verdict["verified"] = verdict.pop("sha256") == digest.hexdigest()
+            verdict["verified"] = verdict.pop("sha256") == sent
             result["bulk"] = verdict
         await session.send_message(b"bye")
         return result

@@ -81,6 +81,20 @@ def facing_sessions(
     return client_session, server_session
 
 
+async def write_random(writer: asyncio.StreamWriter, size: int) -> str:
+    """Write `size` random bytes and end the stream; their SHA-256, for the reader to match."""
+    digest = hashlib.sha256()
+    left = size
+    while left > 0:
+        chunk = os.urandom(min(CHUNK, left))
+        digest.update(chunk)
+        writer.write(chunk)
+        await writer.drain()
+        left -= len(chunk)
+    writer.write_eof()
+    return digest.hexdigest()
+
+
 async def run_selftest(
     size: int, messages: int, config: SessionConfig | None = None
 ) -> SelftestResult:
@@ -92,18 +106,10 @@ async def run_selftest(
         started = time.perf_counter()
         await asyncio.gather(client.connect(10), server.connect(10))
         setup_ms = (time.perf_counter() - started) * 1000
-        sent_digest = hashlib.sha256()
 
-        async def send() -> None:
+        async def send() -> str:
             _, writer = await client.open_stream()
-            left = size
-            while left > 0:
-                chunk = os.urandom(min(CHUNK, left))
-                sent_digest.update(chunk)
-                writer.write(chunk)
-                await writer.drain()
-                left -= len(chunk)
-            writer.write_eof()
+            return await write_random(writer, size)
 
         async def receive() -> tuple[str, int]:
             reader, _ = await server.accept_stream()
@@ -114,7 +120,7 @@ async def run_selftest(
             return digest.hexdigest(), count
 
         started = time.perf_counter()
-        _, (digest, count) = await asyncio.gather(send(), receive())
+        sent, (digest, count) = await asyncio.gather(send(), receive())
         seconds = time.perf_counter() - started
         in_order = await _exchange_messages(client, server, messages)
         info = client.path_info
@@ -122,7 +128,7 @@ async def run_selftest(
             setup_ms=setup_ms,
             size=count,
             seconds=seconds,
-            verified=count == size and digest == sent_digest.hexdigest(),
+            verified=count == size and digest == sent,
             messages_in_order=in_order,
             path=str(info) if info else "none",
         )
