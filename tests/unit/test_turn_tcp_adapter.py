@@ -245,3 +245,30 @@ async def test_peer_without_permission_is_closed_at_once(turn_port: int) -> None
         assert control.indications == []
     finally:
         control.close()
+
+
+async def test_half_close_passes_through_both_ways(turn_port: int) -> None:
+    """A client that sends its request and shuts its sending side still gets the answer."""
+    peer = Peer()
+    peer_address = await peer.start()
+    control = await StreamTurn.open(turn_port)
+    data = None
+    try:
+        await control.allocate_tcp()
+        answer = await control.with_peer(Method.CONNECT, peer_address)
+        connection_id = answer.get(AttributeType.CONNECTION_ID)
+        assert connection_id is not None
+        peer_reader, peer_writer = await peer.next()
+        data = await StreamTurn.open(turn_port, control.nonce)
+        assert (await data.bind(connection_id)).message_class is MessageClass.SUCCESS
+        data.writer.write(b"question")
+        data.writer.write_eof()
+        assert await asyncio.wait_for(peer_reader.read(), TIMEOUT) == b"question"  # then EOF
+        peer_writer.write(b"answer")
+        peer_writer.close()
+        assert await asyncio.wait_for(data.reader.read(), TIMEOUT) == b"answer"  # then EOF
+    finally:
+        control.close()
+        if data is not None:
+            data.close()
+        peer.close()

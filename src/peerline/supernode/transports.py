@@ -61,6 +61,9 @@ class StreamSink(Protocol):
 
     def data(self, data: bytes) -> None: ...
 
+    def eof(self) -> None:
+        """The other side will send nothing more (it may still read)."""
+
     def pause_writing(self) -> None:
         """The connection's send buffer is full: stop feeding it."""
 
@@ -200,6 +203,21 @@ class StreamConnection(asyncio.Protocol):
         """Close after what is queued has been sent."""
         if self._transport is not None:
             self._transport.close()
+
+    def finish_writing(self) -> None:
+        """Send nothing more but keep reading (a half close), where the transport can;
+        over TLS, close after what is queued."""
+        transport = self._transport
+        if transport is not None and transport.can_write_eof():
+            transport.write_eof()
+        else:
+            self.finish()
+
+    def eof_received(self) -> bool | None:
+        if self._sink is not None:  # a diverted connection may still be written to
+            self._sink.eof()
+            return True
+        return None
 
     def pin(self, pinned: bool = True) -> None:
         self.pinned = pinned

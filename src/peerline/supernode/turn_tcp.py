@@ -17,6 +17,7 @@ in the kernel, as RFC 6062 §5.3 asks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
@@ -34,12 +35,23 @@ _HIGH_WATER = 256 * 1024
 _READ_SIZE = 65536
 _BACKLOG = 16
 _ACCEPT_BATCH = 16
+#: After accept() fails (no descriptors left), the listener rests this long (seconds).
+_ACCEPT_PAUSE = 1.0
 
 
 class _PeerLink:
     """One peer TCP connection and, once bound, the client connection spliced to it."""
 
-    __slots__ = ("client", "connecting", "id", "pending", "reading", "sock")
+    __slots__ = (
+        "client",
+        "client_done",
+        "connecting",
+        "id",
+        "peer_done",
+        "pending",
+        "reading",
+        "sock",
+    )
 
     def __init__(self, connection_id: int, sock: socket.socket) -> None:
         self.id = connection_id
@@ -49,6 +61,9 @@ class _PeerLink:
         self.pending = bytearray()
         self.reading = False
         self.connecting = False
+        #: Each side's end of stream (a half close is passed on to the other side).
+        self.client_done = False
+        self.peer_done = False
 
 
 class TcpRelaySockets:
@@ -91,6 +106,10 @@ class TcpRelaySockets:
     def watch(self, listener: socket.socket, alloc: Allocation[socket.socket]) -> None:
         self._loop.add_reader(listener.fileno(), self._accept, listener, alloc)
 
+    def _rewatch(self, listener: socket.socket, alloc: Allocation[socket.socket]) -> None:
+        if listener.fileno() >= 0 and not alloc.dead:
+            self.watch(listener, alloc)
+
     def _accept(self, listener: socket.socket, alloc: Allocation[socket.socket]) -> None:
         now = self._time()
         for _ in range(_ACCEPT_BATCH):
@@ -98,8 +117,10 @@ class TcpRelaySockets:
                 sock, address = listener.accept()
             except (BlockingIOError, InterruptedError):
                 break
-            except OSError as error:
-                log.debug("accept on a TCP relay: %s", error)
+            except OSError as error:  # out of descriptors, most likely: wait a little
+                log.warning("accept on a TCP relay: %s", error)
+                self._loop.remove_reader(listener.fileno())
+                self._loop.call_later(_ACCEPT_PAUSE, self._rewatch, listener, alloc)
                 break
             sock.setblocking(False)
             connection_id = self._core.tcp.peer_accepted(alloc, (address[0], address[1]), now)
@@ -114,7 +135,12 @@ class TcpRelaySockets:
     def connect(self, action: ConnectPeer[socket.socket]) -> None:
         """Open a connection from the relayed address to the peer, without blocking."""
         family = socket.AF_INET6 if ":" in action.peer[0] else socket.AF_INET
-        sock = socket.socket(family)
+        try:
+            sock = socket.socket(family)
+        except OSError as error:  # out of descriptors: the Connect fails, nothing else
+            log.warning("cannot open a TCP relay connection: %s", error)
+            self._core.tcp.peer_connect_failed(action.connection)
+            return
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -167,12 +193,16 @@ class TcpRelaySockets:
             self._drop(link)
 
     def _drop(self, link: _PeerLink) -> None:
-        """Close both ends: the client's after what it was already sent."""
+        """Close both ends: the client's after what it was already sent, the peer's after
+        one last try at what it has not taken yet."""
         self._links.pop(link.id, None)
         fd = link.sock.fileno()
         if fd >= 0:
             self._loop.remove_reader(fd)
             self._loop.remove_writer(fd)
+            if link.pending:
+                with contextlib.suppress(OSError):
+                    link.sock.send(link.pending)
         link.sock.close()
         if link.client is not None:
             link.client.finish()
@@ -196,13 +226,33 @@ class TcpRelaySockets:
             return
         except OSError:
             data = b""
+        if not data and client is not None and not link.client_done:
+            link.peer_done = True  # a half close: the client may still send
+            self._read_peer(link, False)
+            client.finish_writing()
+            return
         if not data or client is None:
-            self._core.tcp.peer_closed(link.id)  # the peer is done: so is the client
-            self._drop(link)
-            self._after(self._time())
+            self._end(link)
             return
         self._core.stats.bytes_from_peers += len(data)
         client.write(data)
+
+    def _end(self, link: _PeerLink) -> None:
+        """Both sides are done, or one failed: the connection is over."""
+        self._core.tcp.peer_closed(link.id)
+        self._drop(link)
+        self._after(self._time())
+
+    def client_eof(self, link: _PeerLink) -> None:
+        """The client will send nothing more: pass it on once the peer has it all."""
+        if link.id not in self._links:
+            return
+        link.client_done = True
+        if link.peer_done:
+            self._end(link)
+        elif not link.pending:
+            with contextlib.suppress(OSError):
+                link.sock.shutdown(socket.SHUT_WR)
 
     def client_data(self, link: _PeerLink, data: bytes) -> None:
         if link.id not in self._links:  # closed meanwhile: the client is closing too
@@ -216,9 +266,7 @@ class TcpRelaySockets:
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
-                self._core.tcp.peer_closed(link.id)
-                self._drop(link)
-                self._after(self._time())
+                self._end(link)
                 return
             if sent == len(data):
                 return
@@ -233,14 +281,15 @@ class TcpRelaySockets:
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            self._core.tcp.peer_closed(link.id)
-            self._drop(link)
-            self._after(self._time())
+            self._end(link)
             return
         del link.pending[:sent]
         if not link.pending:
             self._loop.remove_writer(link.sock.fileno())
-            if link.client is not None:
+            if link.client_done:
+                with contextlib.suppress(OSError):
+                    link.sock.shutdown(socket.SHUT_WR)
+            elif link.client is not None:
                 link.client.resume_reading()
 
     def pause_peer(self, link: _PeerLink, paused: bool) -> None:
@@ -260,6 +309,9 @@ class _ClientSide:
 
     def data(self, data: bytes) -> None:
         self._sockets.client_data(self._link, data)
+
+    def eof(self) -> None:
+        self._sockets.client_eof(self._link)
 
     def pause_writing(self) -> None:
         self._sockets.pause_peer(self._link, True)
