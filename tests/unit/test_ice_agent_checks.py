@@ -25,7 +25,7 @@ from peerline.stun import (
     verify_fingerprint,
     verify_message_integrity,
 )
-from tests.unit.ice_network import Network, signal
+from tests.unit.ice_network import Host, Network, signal
 from tests.unit.test_ice_agent import (
     A_HOST,
     A_HOST2,
@@ -38,18 +38,20 @@ from tests.unit.test_ice_agent import (
 # -- trickle (RFC 8838) ---------------------------------------------------------------
 
 
-def block(net: Network, first: TransportAddress, second: TransportAddress) -> None:
-    net.taps.append(lambda p: {p.source, p.destination} != {first, second})
+def blocked_and_trickling(*, end: bool = False) -> tuple[Network, Host, Host]:
+    """Two agents whose only pair cannot work, each having signalled its
+    candidates (and end-of-candidates only when `end`)."""
+    net = Network()
+    a, b = two_hosts(net)
+    net.taps.append(lambda p: {p.source, p.destination} != {A_HOST, B_HOST})
+    for host, other in ((a, b), (b, a)):
+        net.gather(host, end=end)
+        signal(host, other, end=end)
+    return net, a, b
 
 
 def test_a_candidate_trickled_after_checks_began_pairs_and_succeeds() -> None:
-    net = Network()
-    a, b = two_hosts(net)
-    block(net, A_HOST, B_HOST)
-    net.gather(a, end=False)
-    net.gather(b, end=False)
-    signal(a, b, end=False)
-    signal(b, a, end=False)
+    net, a, b = blocked_and_trickling()
     net.run_for(2.0)
     assert not completed(a, b)
     assert not a.of_type(Failed)
@@ -61,13 +63,7 @@ def test_a_candidate_trickled_after_checks_began_pairs_and_succeeds() -> None:
 
 
 def test_failed_only_after_both_sides_end_of_candidates_with_the_reason() -> None:
-    net = Network()
-    a, b = two_hosts(net)
-    block(net, A_HOST, B_HOST)
-    net.gather(a, end=False)
-    net.gather(b, end=False)
-    signal(a, b, end=False)
-    signal(b, a, end=False)
+    net, a, b = blocked_and_trickling()
     net.run_for(60.0)  # every check has long timed out
     assert a.agent.checklist_state is ChecklistState.RUNNING
     a.agent.end_of_local_candidates()
@@ -87,13 +83,7 @@ def test_failed_only_after_both_sides_end_of_candidates_with_the_reason() -> Non
 def test_failure_is_reported_after_the_last_check_times_out() -> None:
     """With both ends signalled up front, Failed comes when the checks give up:
     not before the transaction timeout of the last check, RFC 8489 §6.2.1."""
-    net = Network()
-    a, b = two_hosts(net)
-    block(net, A_HOST, B_HOST)
-    net.gather(a)
-    net.gather(b)
-    signal(a, b)
-    signal(b, a)
+    net, a, _ = blocked_and_trickling(end=True)
     assert net.run_until(lambda: bool(a.of_type(Failed)), 120.0)
     config = IceConfig()
     timeout = config.check_rto * (2 ** (config.check_rc - 1) - 1 + config.check_rm)

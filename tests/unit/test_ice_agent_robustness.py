@@ -13,7 +13,6 @@ from peerline.ice.agent import Agent, Disposition
 from peerline.ice.candidate import Candidate
 from peerline.ice.config import Role
 from peerline.ice.messages import build_check
-from peerline.ice.sdp import Credentials
 from peerline.stun import (
     MAGIC_COOKIE,
     AttributeType,
@@ -26,17 +25,14 @@ from peerline.stun import (
     short_term_key,
 )
 from tests.unit.test_ice_agent import A_HOST, B_HOST
+from tests.unit.test_ice_agent_checks import A_CREDS, B_CREDS, answering_agent
 
-A_CREDS = Credentials("aaaa", "a" * 22)
-B_CREDS = Credentials("bbbb", "b" * 22)
 SOURCE = TransportAddress("10.0.1.2", 5000)
 
 
 def running_agent() -> Agent:
     """An agent in the middle of its checks, so that every code path is live."""
-    agent = Agent(role=Role.CONTROLLED, credentials=B_CREDS, tie_breaker=7)
-    agent.add_local_candidate(Candidate.host(B_HOST))
-    agent.set_remote_credentials(A_CREDS.ufrag, A_CREDS.pwd)
+    agent = answering_agent()
     agent.add_remote_candidate(Candidate.host(A_HOST))
     agent.handle_timer(0.0)
     agent.datagrams_to_send(0.0)
