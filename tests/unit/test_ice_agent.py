@@ -304,6 +304,17 @@ def test_role_conflicts_leave_the_larger_tie_breaker_controlling(
     same_selection(a, b)
 
 
+@pytest.mark.parametrize("role", [Role.CONTROLLING, Role.CONTROLLED])
+def test_equal_tie_breakers_are_redrawn_instead_of_flip_flopping(role: Role) -> None:
+    net = Network()
+    a, b = two_hosts(net, a_role=role, b_role=role, a_tie=7, b_tie=7)
+    connect(net, a, b)
+    assert net.run_until(lambda: completed(a, b), 10.0)
+    assert {a.agent.role, b.agent.role} == {Role.CONTROLLING, Role.CONTROLLED}
+    assert a.agent.tie_breaker != b.agent.tie_breaker
+    same_selection(a, b)
+
+
 # -- components, loss and delay -------------------------------------------------------------
 
 

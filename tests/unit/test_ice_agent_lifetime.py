@@ -16,7 +16,7 @@ from peerline.ice.events import (
     IceRestarted,
     SelectedPairChanged,
 )
-from peerline.stun import Message, MessageClass
+from peerline.stun import ErrorCode, Message, MessageClass, parse
 from tests.unit.ice_network import Host, Network, Packet, signal
 from tests.unit.test_ice_agent import (
     A_HOST,
@@ -235,3 +235,26 @@ def test_close_stops_everything_and_the_peer_loses_consent() -> None:
     assert net.run_until(lambda: bool(b.of_type(ConsentLost)), 40.0)
     assert b.time_of(ConsentLost) - closed_at <= 30.0
     assert not [p for p in net.sent if p.sender == "a" and p.time > closed_at]
+
+
+def test_a_retired_generation_still_answers_for_a_consent_timeout() -> None:
+    """The peer may not know yet that the new generation won: the old credentials
+    are answered for 30 s after the switch, then refused (401)."""
+    net, a, b = connected()
+    old_check = next(p for p, m in requests_from(net, "a"))
+    restart(net, a, b)
+    assert net.run_until(
+        lambda: all(len(h.of_type(SelectedPairChanged)) == 2 for h in (a, b)), 10.0
+    )
+
+    def answer() -> Message:
+        b.agent.receive_datagram(old_check.data, B_HOST, A_HOST, net.now)
+        (reply,) = [t for t in b.agent.datagrams_to_send(net.now) if t.destination == A_HOST]
+        return parse(reply.data)
+
+    assert answer().message_class is MessageClass.SUCCESS
+    net.run_for(31.0)
+    late = answer()
+    assert late.message_class is MessageClass.ERROR
+    assert late.error_code is not None
+    assert late.error_code.code == ErrorCode.UNAUTHENTICATED
