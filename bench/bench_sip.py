@@ -342,7 +342,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=100_000, help="users registered at once")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per load step")
     parser.add_argument("--start-rate", type=float, default=1000.0, help="first rate tried")
-    parser.add_argument("--fill-rate", type=float, default=1500.0, help="rate of the fill")
+    parser.add_argument("--fill-rate", type=float, default=1000.0, help="rate of the fill")
     parser.add_argument("--cpu-rate", type=float, default=1000.0, help="rate of the CPU run")
     parser.add_argument(
         "--settle", type=float, default=35.0, help="wait after the fill (replies cached 32 s)"

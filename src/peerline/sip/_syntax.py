@@ -112,7 +112,7 @@ def split_outside(text: str, separator: str) -> list[str]:
 def split_list(text: str) -> list[str]:
     """The elements of a comma-separated header value, trimmed; empty ones are errors."""
     elements = [part.strip(WS) for part in split_outside(text, ",")]
-    if any(not element for element in elements):
+    if not all(elements):
         raise MalformedMessage(f"empty element in list {text!r}")
     return elements
 
@@ -205,7 +205,7 @@ def parse_params(text: str) -> Params:
         value = value.strip(WS)
         if value.startswith('"'):
             unquote(value)  # validates: one whole quoted string
-        elif not value or any(c not in VALUE_CHARS for c in value):
+        elif not value or not VALUE_CHARS.issuperset(value):
             raise MalformedMessage(f"bad value for parameter {name!r}: {value!r}")
         items.append((name, value))
     return Params(items)

@@ -39,6 +39,7 @@ _VIA = re.compile(
 _CSEQ = re.compile(rf"^([0-9]+)[ \t]+({_T})$")
 _MEDIA = re.compile(rf"^({_T})[ \t]*/[ \t]*({_T})(.*)$", re.DOTALL)
 _AUTH_PARAM = re.compile(rf"^[ \t]*({_T})[ \t]*=[ \t]*(.*?)[ \t]*$", re.DOTALL)
+_AUTH_ITEM = re.compile(rf'[ \t]*({_T})[ \t]*=[ \t]*("(?:[^"\\\r\n]|\\[^\r\n])*"|{_T})[ \t]*(,|$)')
 
 
 def parse_uint(text: str, what: str, maximum: int) -> int:
@@ -249,7 +250,7 @@ def _parse_name_address(text: str) -> NameAddress:
         uri_text, semicolon, param_text = rest.partition(";")
         uri_text = uri_text.rstrip(WS)
         param_text = semicolon + param_text
-        if any(c in uri_text for c in ",?"):
+        if "," in uri_text or "?" in uri_text:
             raise MalformedMessage(f"a URI with ',' or '?' must be inside <...>: {uri_text!r}")
     return NameAddress(parse_uri(uri_text), display, parse_params(param_text))
 
@@ -301,13 +302,17 @@ class AuthField:
 
     scheme: str
     params: tuple[tuple[str, str], ...] = ()
+    _by_name: dict[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name: dict[str, str] = {}
+        for name, value in self.params:
+            by_name.setdefault(name.lower(), value)  # the first of a repeated name
+        object.__setattr__(self, "_by_name", by_name)
 
     def get(self, name: str) -> str | None:
-        key = name.lower()
-        for item_name, value in self.params:
-            if item_name.lower() == key:
-                return unquote(value)
-        return None
+        value = self._by_name.get(name.lower())
+        return None if value is None else unquote(value)
 
     def __str__(self) -> str:
         return self.scheme + " " + ", ".join(f"{n}={v}" for n, v in self.params)
@@ -318,6 +323,10 @@ def parse_auth(text: str) -> AuthField:
     scheme, _, rest = text.partition(" ")
     if not is_token(scheme):
         raise MalformedMessage(f"bad authentication scheme {scheme!r}")
+    scanned = _scan_auth_params(rest)
+    if scanned is not None:
+        return AuthField(scheme, scanned)
+    # Something is wrong with it: go element by element to say what.
     params: list[tuple[str, str]] = []
     for chunk in split_outside(rest, ","):
         match = _AUTH_PARAM.match(chunk)
@@ -330,6 +339,22 @@ def parse_auth(text: str) -> AuthField:
             raise MalformedMessage(f"bad value for {name!r}: {value!r}")
         params.append((name, value))
     return AuthField(scheme, tuple(params))
+
+
+def _scan_auth_params(text: str) -> tuple[tuple[str, str], ...] | None:
+    """`name=value, ...` read in one pass of one pattern (the hot path of every
+    authenticated request), or None if the text is not exactly that."""
+    items: list[tuple[str, str]] = []
+    pos, end = 0, len(text)
+    while pos < end or not items:
+        match = _AUTH_ITEM.match(text, pos)
+        if match is None:
+            return None
+        items.append((match.group(1), match.group(2)))
+        pos = match.end()
+        if match.group(3) != ",":
+            return tuple(items) if pos == end else None
+    return None  # a trailing comma
 
 
 def contact_is_wildcard(text: str) -> bool:

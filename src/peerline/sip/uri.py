@@ -7,6 +7,7 @@ not `==`: `==` is structural identity, which is what round-trip tests want.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import string
@@ -291,8 +292,14 @@ class AbsoluteUri:
 Uri = SipUri | TelUri | AbsoluteUri
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_uri(text: str) -> Uri:
-    """Parse any URI that may stand in a Request-URI or a name-addr."""
+    """Parse any URI that may stand in a Request-URI or a name-addr (cached: URIs
+    are immutable values, and the same ones come back with every message)."""
+    return _parse_uri(text)
+
+
+def _parse_uri(text: str) -> Uri:
     scheme, colon, rest = text.partition(":")
     if not colon or not _SCHEME.match(scheme):
         raise MalformedMessage(f"not a URI: {text!r}")
