@@ -105,6 +105,10 @@ from peerline.stun import (
 logger = logging.getLogger(__name__)
 
 
+NOMINATION_ATTEMPTS = 3
+"""How many times the controlling agent sends a nomination that goes unanswered."""
+
+
 class Disposition(Enum):
     """What `receive_datagram` did with a datagram."""
 
@@ -660,9 +664,21 @@ class Agent:
         if nominate and generation.checklist.state is not ChecklistState.FAILED:
             self._nominate(generation, valid)
 
-    def _fail(self, check: PendingCheck) -> None:
-        """The check timed out, was refused, or was answered from elsewhere (§7.2.5.2)."""
+    def _fail(self, check: PendingCheck, *, timed_out: bool = False) -> None:
+        """The check timed out, was refused, or was answered from elsewhere (§7.2.5.2).
+
+        A nomination that only timed out is tried again, up to
+        `NOMINATION_ATTEMPTS` in all: the pair worked a moment ago, and the peer
+        may well have selected it already (it did if the request got through
+        and only the answers were lost)."""
         generation, pair = check.generation, check.pair
+        component = pair.component
+        if timed_out and generation.nominating.get(component) is pair:
+            tries = generation.nomination_tries.get(component, 1)
+            if tries < NOMINATION_ATTEMPTS and pair.state is PairState.SUCCEEDED:
+                generation.nomination_tries[component] = tries + 1
+                generation.checklist.trigger(pair, nominate=True)
+                return
         if pair.state in (PairState.IN_PROGRESS, PairState.SUCCEEDED):
             pair.apply(PairInput.FAILURE)
         if generation.nominating.get(pair.component) is pair:
@@ -778,7 +794,7 @@ class Agent:
             if check.transaction.result is not None:
                 del self._checks[tid]
                 if check.kind is CheckKind.CONNECTIVITY and not check.cancelled:
-                    self._fail(check)
+                    self._fail(check, timed_out=True)
         self._nominate_when_due(now)
         generation = self._current
         if self._can_check(generation) and now >= self._next_pace_at():

@@ -63,6 +63,7 @@ class Generation:
         self.checklist = checklist
         self.first_valid_at: dict[int, float] = {}
         self.nominating: dict[int, CandidatePair] = {}
+        self.nomination_tries: dict[int, int] = {}
 
     def local_at(self, base: TransportAddress) -> LocalCandidate | None:
         """The host or relayed candidate whose address is this base."""
