@@ -236,6 +236,38 @@ def test_regular_nomination_waits_for_the_best_pair_and_both_sides_agree() -> No
     assert selected.priority == max(e.pair.priority for e in succeeded)
 
 
+def test_a_nomination_whose_answers_are_all_lost_is_sent_again() -> None:
+    """b gets the nomination and selects the pair; every answer to it is lost.
+    a tries again (a new transaction) instead of failing the pair."""
+    net = Network()
+    a, b = two_hosts(net)
+    first_nomination: list[bytes] = []
+
+    def tap(packet: Packet) -> bool:
+        message = packet.stun
+        if message is None:
+            return True
+        if packet.sender == "a" and message.use_candidate and not first_nomination:
+            first_nomination.append(message.transaction_id)
+        return not (
+            packet.sender == "b"
+            and message.message_class is MessageClass.SUCCESS
+            and message.transaction_id in first_nomination
+        )
+
+    net.taps.append(tap)
+    connect(net, a, b)
+    assert net.run_until(lambda: completed(a, b), 120.0)
+    nominations = {
+        m.transaction_id
+        for p in net.sent
+        if p.sender == "a" and (m := p.stun) is not None and m.use_candidate
+    }
+    assert len(nominations) == 2
+    assert a.time_of(Completed) > 30.0  # after the first one timed out
+    assert same_selection(a, b) == (A_HOST, B_HOST)
+
+
 def test_aggressive_peer_is_accepted_and_a_better_later_nomination_wins() -> None:
     """a nominates every check (RFC 5245 aggressive); b selects the first pair that
     works, then switches when the better pair's retransmitted check succeeds."""
