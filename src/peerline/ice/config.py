@@ -36,7 +36,10 @@ class IceConfig:
     - `check_rto`, `check_rc`, `check_rm`: the STUN retransmissions of a check;
       the RTO is max(`check_rto`, Ta × pairs Waiting or In-Progress) (RFC 8445
       §14.3), Rc and Rm as in RFC 8489 §6.2.1.
-    - `max_pairs`: the checklist limit (RFC 8445 §6.1.2.5: 100).
+    - `max_pairs`: the checklist limit (RFC 8445 §6.1.2.5: 100); pairs formed by
+      the peer's checks count too, and at most half of it may come from
+      peer-reflexive candidates learned that way. An extension may raise it for
+      one generation (`Agent.add_local_candidate(..., max_pairs=N)`).
     - `nomination` and `nomination_delay`: after the first valid pair of a
       component, how long the controlling agent waits for a better one before it
       nominates the best it has (at once if nothing better is still pending).
