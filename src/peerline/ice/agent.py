@@ -14,7 +14,13 @@ allocation's channel), so relays need nothing more from this core.
 Each ICE session between two credential sets is a *generation*. An ICE restart
 (RFC 8445 §9) starts a new one; the newest runs the checks, and an older one
 lives on, answering the peer's checks and keeping consent on its selected pair,
-until the new one has nominated a pair for every component.
+until the new one has nominated a pair for every component (and then answers
+for one consent timeout more, while the peer may still be switching).
+
+What the peer can make us keep is bounded: pairs by `IceConfig.max_pairs` (the
+triggered ones too), peer-reflexive candidates learned from checks by half of
+it, revivals of a failed pair by `MAX_REVIVALS`; garbage and checks with wrong
+credentials are answered (or dropped) and leave no state.
 
 Seam for extensions negotiated by ice-options (the birthday technique for an
 endpoint-independent NAT facing a symmetric one, later): `negotiated_options`
