@@ -15,6 +15,7 @@ import pytest
 
 from peerline.ice.birthday import (
     BIRTHDAY_OPTION,
+    MAX_ADMITTED,
     BirthdayConfig,
     BirthdayOutcome,
     BirthdayRole,
@@ -26,7 +27,7 @@ from peerline.ice.candidate import CandidateType
 from peerline.ice.config import IceConfig, Role
 from peerline.ice.events import SelectedPairChanged
 from peerline.stun import TransportAddress
-from tests.unit.ice_network import Host, Nat, Network
+from tests.unit.ice_network import Filtering, Host, Nat, Network, signal
 from tests.unit.ice_network import Mapping as NatMapping
 from tests.unit.test_ice_agent import completed, connect, same_selection, two_hosts
 
@@ -35,9 +36,10 @@ S_PUBLIC = "203.0.113.2"
 
 
 def symmetric_and_cone(
-    net: Network, *, cone_controls: bool, relay: bool = True
+    net: Network, *, cone_controls: bool, signal_to_p: bool = True
 ) -> tuple[Host, Host]:
-    """(P, S): P behind a port-restricted cone, S behind a symmetric NAT."""
+    """(P, S): P behind a port-restricted cone, S behind a symmetric NAT, both
+    with a relay; S's description reaches P only with `signal_to_p`."""
     p, s = two_hosts(
         net,
         a_nat=Nat("203.0.113.1"),
@@ -47,7 +49,11 @@ def symmetric_and_cone(
         a_config=WITH_TOKEN,
         b_config=WITH_TOKEN,
     )
-    connect(net, p, s, relay=relay)
+    net.gather(p, relay=True)
+    net.gather(s, relay=True)
+    signal(p, s)
+    if signal_to_p:
+        signal(s, p)
     return p, s
 
 
@@ -115,6 +121,7 @@ def test_a_probe_meets_an_open_port_and_the_direct_pair_wins(cone_controls: bool
     selected_s = s.agent.selected_pair()
     assert selected_s is not None
     assert selected_s.base in opener.admitted  # one of the extra sockets carries it
+    assert opener.keep == {selected_s.base}  # the others close
     for host in (p, s):
         assert [relayed for _, relayed in selections(host)] == [False]  # never the relay
     for run in (prober, opener):
@@ -123,7 +130,7 @@ def test_a_probe_meets_an_open_port_and_the_direct_pair_wins(cone_controls: bool
         assert report.hit_after is not None
         assert report.direct_after is not None
         assert report.hit_after <= report.direct_after < config.budget
-    assert opener.report().probes_sent == config.ports
+    assert opener.report().probes_sent <= config.ports
     assert prober.report().probes_sent < config.probes  # stopped at the hit
     assert len(opener.admitted) <= 2
     assert len(p.agent.pairs()) < 20  # the probes never entered the checklist
@@ -162,6 +169,52 @@ def test_without_the_technique_the_relay_is_selected_at_once() -> None:
     ((when, relayed),) = selections(p)
     assert relayed
     assert when < 2.0
+
+
+def test_against_a_full_cone_it_stops_at_once_and_keeps_one_socket() -> None:
+    """A full cone lets everything of S's in: ICE gets through by itself, both
+    sides stop at the first datagram through, and no extra socket stays open."""
+    net = Network()
+    p, s = two_hosts(
+        net,
+        a_nat=Nat("203.0.113.1", filtering=Filtering.ENDPOINT_INDEPENDENT),
+        b_nat=Nat(S_PUBLIC, mapping=NatMapping.ADDRESS_AND_PORT_DEPENDENT, first_port=41000),
+        a_config=WITH_TOKEN,
+        b_config=WITH_TOKEN,
+    )
+    connect(net, p, s, relay=True)
+    prober, opener = both(net, p, s, BirthdayConfig())
+    assert net.run_until(lambda: completed(p, s), 10.0)
+    same_selection(p, s)
+    selected = s.agent.selected_pair()
+    assert selected is not None
+    assert not selected.relayed
+    # the cone answers every opener that gets out before the first answer is back:
+    # a few become candidates; ICE's own pair wins, so none stays open
+    assert 1 <= len(opener.admitted) <= MAX_ADMITTED
+    assert opener.report().probes_sent < 10
+    assert selected.base not in opener.admitted
+    assert opener.keep == set()
+    assert opener.report().outcome is BirthdayOutcome.DIRECT
+    assert prober.report().outcome is BirthdayOutcome.DIRECT
+    assert prober.report().probes_sent < 10
+    assert len(s.agent.pairs()) < 30
+
+
+def test_the_agent_knows_when_the_peer_has_its_description() -> None:
+    """`peer_checked_at`: what a late peer's run waits for."""
+    net = Network()
+    p, s = symmetric_and_cone(net, cone_controls=True, signal_to_p=False)
+    net.run_for(2.0)
+    assert p.agent.peer_checked_at is not None  # S has P's description and checks
+    assert s.agent.peer_checked_at is None  # P has nothing of S's: no checks
+    signal(s, p)
+    assert net.run_until(lambda: s.agent.peer_checked_at is not None, 5.0)
+    when = s.agent.peer_checked_at
+    assert when is not None
+    assert when > 2.0
+    assert net.run_until(lambda: completed(p, s), 20.0)
+    assert s.agent.peer_checked_at == when  # the first one, kept
 
 
 def test_two_symmetric_nats_do_not_try() -> None:

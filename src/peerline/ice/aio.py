@@ -515,7 +515,6 @@ class IceTransport:
         remote = self._remote_credentials
         if self._closed or remote is None:
             return
-        previous = self._birthday
         self._birthday = BirthdayRun(
             self._agent,
             plan,
@@ -523,13 +522,13 @@ class IceTransport:
             remote=remote,
             bases=list(self._extra_sockets),
             now=self._loop.time(),
-            attempt=1 if previous is None else previous.attempt + 1,
+            previous=self._birthday,
         )
 
     def _birthday_ended(self, run: BirthdayRun) -> None:
-        """Close the extra sockets no pair uses; say how it went; if the peer has
+        """Close the extra sockets it does not keep; say how it went; if the peer has
         not checked us yet, it is late: run once more when it does."""
-        for base in [b for b in self._extra_sockets if b not in run.admitted]:
+        for base in [b for b in self._extra_sockets if b not in run.keep]:
             transport = self._extra_sockets.pop(base).transport
             if transport is not None:
                 transport.close()

@@ -103,6 +103,10 @@ PORT_SPACE = 65536 - FIRST_PORT
 EXTRA_LOCAL_PREFERENCE = 1
 """Local preference of an admitted extra socket: below every gathered host address."""
 
+MAX_ADMITTED = 4
+"""Extra sockets that may become local candidates: the first hits. A NAT that lets
+everything in (a full cone) answers every opener; the agent needs one pair, not 256."""
+
 
 class Mapping(Enum):
     """How our NAT maps, as far as gathering could tell (RFC 4787 §4.1)."""
@@ -306,6 +310,7 @@ class ProbePlanner:
         self._deadline = deadline
         self._batch = batch if batch is not None else max(1, round(rate / 50))
         self._pending: dict[bytes, tuple[TransportAddress, TransportAddress]] = {}
+        self._sent: set[tuple[TransportAddress, TransportAddress]] = set()
         self._stopped = False
         self.sent = 0
         self.hits: list[ProbeHit] = []
@@ -317,6 +322,10 @@ class ProbePlanner:
 
     def stop(self) -> None:
         self._stopped = True
+
+    def probed(self, base: TransportAddress, destination: TransportAddress) -> bool:
+        """Whether a probe went from `base` to `destination`."""
+        return (base, destination) in self._sent
 
     def get_timer(self) -> float | None:
         if self.done:
@@ -337,6 +346,7 @@ class ProbePlanner:
         for base, destination in self._targets[self.sent : allowed]:
             data = self._make_check()
             self._pending[data[8:20]] = (base, destination)
+            self._sent.add((base, destination))
             out.append(Transmit(data, base, destination))
         self.sent = max(self.sent, allowed)
         return out
@@ -427,17 +437,23 @@ class BirthdayRun:
         bases: Sequence[TransportAddress],
         now: float,
         rng: random.Random | None = None,
-        attempt: int = 1,
+        previous: BirthdayRun | None = None,
     ) -> None:
         self.plan = plan
-        self.attempt = attempt
+        self._previous = previous
+        """The run before this one (the peer was late): its holes count as ours."""
+        self.attempt: int = 1 if previous is None else previous.attempt + 1
         self._agent = agent
         self._generation = agent.generation
         self._start = now
         self._deadline = now + config.budget
         self._extra = set(bases)
         self.admitted: set[TransportAddress] = set()
-        """Extra sockets the agent now knows (they carry a pair: keep them open)."""
+        """Extra sockets the agent now knows (the first hits, `MAX_ADMITTED` at most)."""
+        self.keep: set[TransportAddress] = set()
+        """Once finished: the extra sockets to keep open (the rest may close): the
+        selected pair's when it won, none when ICE went direct by itself, the
+        admitted ones otherwise (a late pair may still use them)."""
         self._hit_at: float | None = None
         self._direct_at: float | None = None
         self.outcome = BirthdayOutcome.RUNNING
@@ -507,15 +523,14 @@ class BirthdayRun:
         if self.plan.role is BirthdayRole.OPENER:
             if base not in self._extra or source != self.plan.target:
                 return False
-            self._hit(now)
-            if base not in self.admitted:
+            if base not in self.admitted and len(self.admitted) < MAX_ADMITTED:
                 self._admit(base)
-        else:
-            if base != self.plan.base or source.ip != self.plan.peer_ip:
-                return False
-            # Only through a hole can the peer's public IP reach this socket.
-            self._hit(now)
-            self._planner.stop()
+        elif base != self.plan.base or source.ip != self.plan.peer_ip:
+            return False
+        # Only through a hole can the peer reach this socket from there: one is
+        # enough, so nothing more is sent.
+        self._hit(now)
+        self._planner.stop()
         return self._planner.receive(data, base, source, now)
 
     def _hit(self, now: float) -> None:
@@ -562,17 +577,23 @@ class BirthdayRun:
         selected = self._agent.selected_pair()
         if selected is not None and not selected.relayed:
             self._direct_at = now
-            ours = selected.base in self.admitted or (
-                selected.remote.type is CandidateType.PEER_REFLEXIVE
-                and selected.remote.address.ip == self.plan.peer_ip
-            )
+            ours = self._made(selected.base, selected.destination)
             self._finish(BirthdayOutcome.WON if ours else BirthdayOutcome.DIRECT)
+            self.keep = self.admitted & {selected.base}
         elif now >= self._deadline:
             self._finish(BirthdayOutcome.GAVE_UP)
+
+    def _made(self, base: TransportAddress, destination: TransportAddress) -> bool:
+        """Whether this run (or the one before) opened the way from `base` to
+        `destination`: an admitted extra socket, or a probed port."""
+        if base in self.admitted or self._planner.probed(base, destination):
+            return True
+        return self._previous is not None and self._previous._made(base, destination)
 
     def _finish(self, outcome: BirthdayOutcome) -> None:
         if self.finished:
             return
         self.outcome = outcome
+        self.keep = set(self.admitted)
         self._planner.stop()
         self._agent.hold_relayed_nomination(None)
