@@ -59,9 +59,13 @@ relay takes over. Both sides decide to run it from the same signalled facts
 (`plan_birthday`), so the side that controls holds exactly when the other
 side is trying.
 
-Nothing changes for standard peers (no token: no plan), nor for NAT pairs that
-ICE crosses by itself (no `dependent` x `independent`), nor for two symmetric
-NATs (both `dependent`: the relay at once).
+One hole is enough: each side stops sending at the first datagram through it,
+and the extra sockets close when the run ends, but for the selected pair's.
+
+Nothing changes for standard peers (no token: no plan), for two cones (both
+`independent`) or two symmetric NATs (both `dependent`: the relay at once).
+Where ICE gets through anyway (a full cone facing a symmetric NAT lets S's own
+checks in), the first of them stops the technique and ICE's pair is used.
 """
 
 from __future__ import annotations
