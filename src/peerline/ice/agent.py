@@ -754,21 +754,9 @@ class Agent:
         wait = self._config.nomination_delay
         if self._config.nomination is Nomination.AGGRESSIVE:
             wait = 0.0
-        due = {}
-        for component in sorted(self._components):
-            best = checklist.best_valid(component)
-            if best is None or component in generation.nominating:
-                continue
-            if checklist.selected(component) is not None:
-                continue
-            first = generation.first_valid_at.get(component, self._now)
-            better = any(p.priority > best.priority for p in checklist.pending(component))
-            when = first + wait if better else first
-            relayed = CandidateType.RELAYED in (best.local.type, best.remote.type)
-            if self._relay_hold is not None and relayed:
-                when = max(when, self._relay_hold)
-            due[component] = when
-        return due
+        return generation.nomination_due(
+            self._components, wait=wait, hold_relayed_until=self._relay_hold, now=self._now
+        )
 
     def _nominate_when_due(self, now: float) -> None:
         generation = self._current

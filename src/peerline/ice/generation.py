@@ -9,6 +9,7 @@ the two pure steps of making them: a checked local candidate, a new check.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -64,6 +65,35 @@ class Generation:
         self.first_valid_at: dict[int, float] = {}
         self.nominating: dict[int, CandidatePair] = {}
         self.nomination_tries: dict[int, int] = {}
+
+    def nomination_due(
+        self,
+        components: Iterable[int],
+        *,
+        wait: float,
+        hold_relayed_until: float | None,
+        now: float,
+    ) -> dict[int, float]:
+        """Per component with a valid pair and no nomination selected or under way:
+        when to nominate its best valid pair. At once when nothing better is
+        still pending, else `wait` after the first valid pair; a relayed pair
+        not before `hold_relayed_until`."""
+        checklist = self.checklist
+        due = {}
+        for component in sorted(components):
+            best = checklist.best_valid(component)
+            if best is None or component in self.nominating:
+                continue
+            if checklist.selected(component) is not None:
+                continue
+            first = self.first_valid_at.get(component, now)
+            better = any(p.priority > best.priority for p in checklist.pending(component))
+            when = first + wait if better else first
+            relayed = CandidateType.RELAYED in (best.local.type, best.remote.type)
+            if hold_relayed_until is not None and relayed:
+                when = max(when, hold_relayed_until)
+            due[component] = when
+        return due
 
     def local_at(self, base: TransportAddress) -> LocalCandidate | None:
         """The host or relayed candidate whose address is this base."""
