@@ -18,6 +18,7 @@ from typing import Any
 
 from peerline import aio
 from peerline.errors import PeerlineError, UsageError
+from peerline.ice.description import parse_description
 from peerline.ice.gather import CandidatePolicy, IceTransportConfig, parse_stun_uri, parse_turn_uri
 from peerline.peer import signal
 from peerline.peer.description import Kind, PeerDescription
@@ -200,6 +201,9 @@ def _run_offer(args: argparse.Namespace) -> int:
 
 
 def _run_answer(args: argparse.Namespace) -> int:
+    if args.offer is not None:  # a mistyped offer is refused before anything starts
+        args.offer = PeerDescription.from_blob(args.offer, expect=Kind.OFFER)
+        parse_description(args.offer.ice)
     pasted_answer = args.answer_to is None
     config = link_config(args, wait_for_peer=PASTE_ALLOWANCE if pasted_answer else 0.0)
     return aio.run(_main(args, Kind.ANSWER, config, _answer_signals(args)))
@@ -263,8 +267,8 @@ def _answer_signals(args: argparse.Namespace) -> _SignalFactory:
                 signal.print_blob(sys.stderr, description, "paste it back into `peerline offer`")
 
         async def receive(expect: Kind) -> PeerDescription:
-            if args.offer is not None:
-                return PeerDescription.from_blob(args.offer, expect=expect)
+            if isinstance(args.offer, PeerDescription):
+                return args.offer
             if args.offer_from is not None:
                 return await signal.wait_for_file(args.offer_from, expect, 600.0)
             return await signal.paste(_need(terminal), expect, sys.stderr)
