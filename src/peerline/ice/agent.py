@@ -510,24 +510,16 @@ class Agent:
             return  # an aggressive controller goes on: its next success nominates
         pair = checklist.find(base, source, component)
         if pair is None:
-            remote = generation.remote_at(source, component)
-            learned = remote is None
-            if remote is None:
-                if generation.learned >= checklist.learning_limit and not use_candidate:
-                    # a nomination is still followed: the peer has a valid pair there
-                    self._log.debug("not learning %s: too many peer-reflexive", source)
-                    return
-                remote = generation.peer_reflexive_remote(source, component, request.priority)
-            pair = checklist.add_triggered_pair(local, remote)
+            pair, learned = generation.pair_for_check(
+                local, source, request.priority, nominated=use_candidate
+            )
             if pair is None:
-                self._log.debug("checklist full: no pair for the check from %s", source)
+                self._log.debug("no room for a pair for the check from %s", source)
                 return
-            if learned:
-                generation.learned += 1
-                generation.remote_candidates.append(remote)
+            if learned is not None:
                 self._events.append(
                     NewPeerReflexiveCandidate(
-                        candidate=remote, local=False, generation=generation.number
+                        candidate=learned, local=False, generation=generation.number
                     )
                 )
         if pair.state is PairState.FAILED and pair.revivals >= MAX_REVIVALS and not use_candidate:

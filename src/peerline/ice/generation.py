@@ -126,6 +126,29 @@ class Generation:
             type=CandidateType.PEER_REFLEXIVE,
         )
 
+    def pair_for_check(
+        self, local: LocalCandidate, source: TransportAddress, priority: int, *, nominated: bool
+    ) -> tuple[CandidatePair | None, Candidate | None]:
+        """§7.3.1.4: a check from `source` on a pair we do not list. Returns the
+        triggered pair (None when the list has no room for it) and the remote
+        candidate learned on the way (§7.3.1.3), if any. At most the checklist's
+        `learning_limit` are learned, except from a nomination (`nominated`):
+        the peer has a valid pair there."""
+        component = local.candidate.component
+        remote = self.remote_at(source, component)
+        learned = None
+        if remote is None:
+            if self.learned >= self.checklist.learning_limit and not nominated:
+                return None, None
+            remote = learned = self.peer_reflexive_remote(source, component, priority)
+        pair = self.checklist.add_triggered_pair(local, remote)
+        if pair is None:
+            return None, None
+        if learned is not None:
+            self.learned += 1
+            self.remote_candidates.append(learned)
+        return pair, learned
+
     def learn_local(
         self, mapped: TransportAddress, pair: CandidatePair, priority: int
     ) -> LocalCandidate:
