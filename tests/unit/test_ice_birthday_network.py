@@ -29,32 +29,46 @@ from peerline.ice.events import SelectedPairChanged
 from peerline.stun import TransportAddress
 from tests.unit.ice_network import Filtering, Host, Nat, Network, signal
 from tests.unit.ice_network import Mapping as NatMapping
-from tests.unit.test_ice_agent import completed, connect, same_selection, two_hosts
+from tests.unit.test_ice_agent import completed, same_selection, two_hosts
 
 WITH_TOKEN = IceConfig(ice_options=("trickle", "ice2", BIRTHDAY_OPTION))
 S_PUBLIC = "203.0.113.2"
 
 
-def symmetric_and_cone(
-    net: Network, *, cone_controls: bool, signal_to_p: bool = True
+def facing_symmetric(
+    net: Network,
+    other: Nat,
+    *,
+    other_controls: bool = True,
+    token: tuple[bool, bool] = (True, True),
+    signal_to_other: bool = True,
 ) -> tuple[Host, Host]:
-    """(P, S): P behind a port-restricted cone, S behind a symmetric NAT, both
-    with a relay; S's description reaches P only with `signal_to_p`."""
+    """(P, S): P behind `other`, S behind a symmetric NAT, both with a relay and
+    gathered; `token` says who advertises the technique; S's description reaches
+    P only with `signal_to_other`."""
     p, s = two_hosts(
         net,
-        a_nat=Nat("203.0.113.1"),
+        a_nat=other,
         b_nat=Nat(S_PUBLIC, mapping=NatMapping.ADDRESS_AND_PORT_DEPENDENT, first_port=41000),
-        a_role=Role.CONTROLLING if cone_controls else Role.CONTROLLED,
-        b_role=Role.CONTROLLED if cone_controls else Role.CONTROLLING,
-        a_config=WITH_TOKEN,
-        b_config=WITH_TOKEN,
+        a_role=Role.CONTROLLING if other_controls else Role.CONTROLLED,
+        b_role=Role.CONTROLLED if other_controls else Role.CONTROLLING,
+        a_config=WITH_TOKEN if token[0] else None,
+        b_config=WITH_TOKEN if token[1] else None,
     )
     net.gather(p, relay=True)
     net.gather(s, relay=True)
     signal(p, s)
-    if signal_to_p:
+    if signal_to_other:
         signal(s, p)
     return p, s
+
+
+def symmetric_and_cone(
+    net: Network, *, cone_controls: bool, signal_to_p: bool = True
+) -> tuple[Host, Host]:
+    """(P, S): P behind a port-restricted cone, S behind a symmetric NAT."""
+    cone = Nat("203.0.113.1")
+    return facing_symmetric(net, cone, other_controls=cone_controls, signal_to_other=signal_to_p)
 
 
 def start(
@@ -171,18 +185,11 @@ def test_without_the_technique_the_relay_is_selected_at_once() -> None:
     assert when < 2.0
 
 
-def test_against_a_full_cone_it_stops_at_once_and_keeps_one_socket() -> None:
+def test_against_a_full_cone_it_stops_at_once_and_keeps_no_socket() -> None:
     """A full cone lets everything of S's in: ICE gets through by itself, both
     sides stop at the first datagram through, and no extra socket stays open."""
     net = Network()
-    p, s = two_hosts(
-        net,
-        a_nat=Nat("203.0.113.1", filtering=Filtering.ENDPOINT_INDEPENDENT),
-        b_nat=Nat(S_PUBLIC, mapping=NatMapping.ADDRESS_AND_PORT_DEPENDENT, first_port=41000),
-        a_config=WITH_TOKEN,
-        b_config=WITH_TOKEN,
-    )
-    connect(net, p, s, relay=True)
+    p, s = facing_symmetric(net, Nat("203.0.113.1", filtering=Filtering.ENDPOINT_INDEPENDENT))
     prober, opener = both(net, p, s, BirthdayConfig())
     assert net.run_until(lambda: completed(p, s), 10.0)
     same_selection(p, s)
@@ -219,14 +226,7 @@ def test_the_agent_knows_when_the_peer_has_its_description() -> None:
 
 def test_two_symmetric_nats_do_not_try() -> None:
     net = Network()
-    a, b = two_hosts(
-        net,
-        a_nat=Nat("203.0.113.1", mapping=NatMapping.ADDRESS_AND_PORT_DEPENDENT),
-        b_nat=Nat(S_PUBLIC, mapping=NatMapping.ADDRESS_AND_PORT_DEPENDENT, first_port=41000),
-        a_config=WITH_TOKEN,
-        b_config=WITH_TOKEN,
-    )
-    connect(net, a, b, relay=True)
+    a, b = facing_symmetric(net, Nat("203.0.113.1", mapping=NatMapping.ADDRESS_AND_PORT_DEPENDENT))
     config = BirthdayConfig()
     assert start(net, a, b, Mapping.DEPENDENT, Mapping.DEPENDENT, config) is None
     assert start(net, b, a, Mapping.DEPENDENT, Mapping.DEPENDENT, config) is None
@@ -238,13 +238,7 @@ def test_two_symmetric_nats_do_not_try() -> None:
 
 def test_a_peer_without_the_token_is_left_alone() -> None:
     net = Network()
-    p, s = two_hosts(
-        net,
-        a_nat=Nat("203.0.113.1"),
-        b_nat=Nat(S_PUBLIC, mapping=NatMapping.ADDRESS_AND_PORT_DEPENDENT, first_port=41000),
-        a_config=WITH_TOKEN,
-    )
-    connect(net, p, s, relay=True)
+    p, s = facing_symmetric(net, Nat("203.0.113.1"), token=(True, False))
     assert BIRTHDAY_OPTION not in p.agent.negotiated_options
     assert start(net, p, s, Mapping.INDEPENDENT, Mapping.DEPENDENT, BirthdayConfig()) is None
 
