@@ -217,23 +217,40 @@ def block_until(
     return dropped
 
 
-def test_regular_nomination_waits_for_the_best_pair_and_both_sides_agree() -> None:
-    """The best pair (a's first address to b's first) loses its first check; a
-    lower pair succeeds first, but the controlling agent nominates the best."""
+def test_regular_nomination_waits_for_a_direct_pair_rather_than_take_the_relay() -> None:
+    """The direct pair loses its first checks; the relayed pair succeeds first, but the
+    controlling agent waits (up to nomination_delay) and nominates the direct one."""
     net = Network()
-    a, b = two_hosts(net, a_addresses=[A_HOST, A_HOST2], b_addresses=[B_HOST, B_HOST2])
+    a, b = two_hosts(net)
     dropped = block_until(net, 0.2, A_HOST, B_HOST)
-    connect(net, a, b)
+    connect(net, a, b, relay=True)
     assert net.run_until(lambda: completed(a, b), 10.0)
     assert dropped
     succeeded = a.of_type(CandidatePairSucceeded)
-    assert (succeeded[0].pair.base, succeeded[0].pair.destination) != (A_HOST, B_HOST)
+    assert succeeded[0].pair.relayed
     assert same_selection(a, b) == (A_HOST, B_HOST)
     assert len(a.of_type(SelectedPairChanged)) == len(b.of_type(SelectedPairChanged)) == 1
     selected = a.agent.selected_pair()
     assert selected is not None
     assert selected.nominated
-    assert selected.priority == max(e.pair.priority for e in succeeded)
+    assert not selected.relayed
+
+
+def test_a_better_pair_that_stays_silent_is_not_waited_for_long() -> None:
+    """Across NATs the host pairs checked first never answer. Once a direct pair is
+    valid, a better one is waited for only about two of its round trips, not the
+    whole nomination_delay (which would cost every connection half a second)."""
+    net = Network()
+    a, b = two_hosts(net, a_addresses=[A_HOST, A_HOST2], b_addresses=[B_HOST, B_HOST2])
+    block_until(net, 1000.0, A_HOST, B_HOST)
+    connect(net, a, b)
+    assert net.run_until(lambda: bool(a.of_type(CandidatePairSucceeded)), 10.0)
+    first_valid = net.now
+    assert net.run_until(lambda: a.agent.selected_pair() is not None, 10.0)
+    config = a.agent.config
+    assert net.now < first_valid + config.nomination_delay
+    assert net.run_until(lambda: completed(a, b), 10.0)
+    assert same_selection(a, b) != (A_HOST, B_HOST)
 
 
 def test_a_nomination_whose_answers_are_all_lost_is_sent_again() -> None:

@@ -197,12 +197,12 @@ def test_against_a_full_cone_it_stops_at_once_and_keeps_no_socket() -> None:
     assert selected is not None
     assert not selected.relayed
     # the cone answers every opener that gets out before the first answer is back:
-    # a few become candidates; ICE's own pair wins, so none stays open
+    # a few become candidates; whichever direct pair is nominated first (ICE's own,
+    # or one through an opener), only the socket it uses stays open
     assert 1 <= len(opener.admitted) <= MAX_ADMITTED
     assert opener.report().probes_sent < 10
-    assert selected.base not in opener.admitted
-    assert opener.keep == set()
-    assert opener.report().outcome is BirthdayOutcome.DIRECT
+    assert opener.keep == opener.admitted & {selected.base}
+    assert opener.report().outcome in (BirthdayOutcome.DIRECT, BirthdayOutcome.WON)
     assert prober.report().outcome is BirthdayOutcome.DIRECT
     assert prober.report().probes_sent < 10
     assert len(s.agent.pairs()) < 30

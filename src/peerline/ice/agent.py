@@ -651,7 +651,9 @@ class Agent:
         pair.confirmed_at = valid.confirmed_at = check.last_sent_at
         checklist.unfreeze_foundation(pair.foundation)
         self._cancel_checks(pair, keep=check)
-        generation.first_valid_at.setdefault(pair.component, now)
+        if pair.component not in generation.first_valid_at:
+            generation.first_valid_at[pair.component] = now
+            generation.first_rtt[pair.component] = now - (check.last_sent_at or check.started_at)
         self._events.append(CandidatePairSucceeded(pair=valid.info(), generation=generation.number))
         nominate = check.use_candidate or (
             self._role is Role.CONTROLLED and pair.nominate_on_success
@@ -747,7 +749,11 @@ class Agent:
         if self._config.nomination is Nomination.AGGRESSIVE:
             wait = 0.0
         return generation.nomination_due(
-            self._components, wait=wait, hold_relayed_until=self._relay_hold, now=self._now
+            self._components,
+            wait=wait,
+            hold_relayed_until=self._relay_hold,
+            now=self._now,
+            ta=self._config.ta,
         )
 
     def _nominate_when_due(self, now: float) -> None:
@@ -854,6 +860,8 @@ class Agent:
             now=now,
         )
         self._checks[check.transaction.transaction_id] = check
+        if kind is CheckKind.CONNECTIVITY:
+            pair.checked_at = now
 
     # -- consent (RFC 7675) and keepalives (RFC 8445 §11) -----------------------------------
 

@@ -112,6 +112,7 @@ class CandidatePair:
 
     __slots__ = (
         "base",
+        "checked_at",
         "confirmed_at",
         "local",
         "nominate_on_success",
@@ -148,6 +149,8 @@ class CandidatePair:
         """How many times the peer's checks revived this pair from Failed."""
         self.confirmed_at: float | None = None
         """When the request of the last successful check was last sent (consent runs from it)."""
+        self.checked_at: float | None = None
+        """When its latest connectivity check first went out (None: never checked)."""
 
     @property
     def component(self) -> int:

@@ -63,6 +63,8 @@ class Generation:
         """Local candidates an extension added: checked, never signalled."""
         self.checklist = checklist
         self.first_valid_at: dict[int, float] = {}
+        self.first_rtt: dict[int, float] = {}
+        """Per component, the round trip of the check that made its first valid pair."""
         self.nominating: dict[int, CandidatePair] = {}
         self.nomination_tries: dict[int, int] = {}
 
@@ -73,11 +75,20 @@ class Generation:
         wait: float,
         hold_relayed_until: float | None,
         now: float,
+        ta: float = 0.05,
     ) -> dict[int, float]:
         """Per component with a valid pair and no nomination selected or under way:
-        when to nominate its best valid pair. At once when nothing better is
-        still pending, else `wait` after the first valid pair; a relayed pair
-        not before `hold_relayed_until`."""
+        when to nominate its best valid pair.
+
+        At once when no better pair is still hopeful, and never later than `wait`
+        after the first valid pair; a relayed pair not before `hold_relayed_until`.
+        A relayed pair waits the whole `wait` for any direct pair still pending
+        (a lost first check must not put a call on the relay for good). A direct
+        pair waits for a better one only until that one's check has been out for
+        twice the round trip the first valid pair took, plus two pacing intervals:
+        across NATs the host pairs checked first never answer, and waiting the
+        whole `wait` for them made every direct path half a second slower.
+        """
         checklist = self.checklist
         due = {}
         for component in sorted(components):
@@ -87,9 +98,20 @@ class Generation:
             if checklist.selected(component) is not None:
                 continue
             first = self.first_valid_at.get(component, now)
-            better = any(p.priority > best.priority for p in checklist.pending(component))
-            when = first + wait if better else first
+            latest = first + wait
+            grace = 2 * self.first_rtt.get(component, wait) + 2 * ta
+            better = [p for p in checklist.pending(component) if p.priority > best.priority]
             relayed = CandidateType.RELAYED in (best.local.type, best.remote.type)
+            direct_hope = relayed and any(
+                CandidateType.RELAYED not in (p.local.type, p.remote.type) for p in better
+            )
+            if direct_hope or any(p.checked_at is None for p in better):
+                when = latest  # a direct pair, or one not checked yet: give it the time
+            elif better:
+                when = min(latest, max(p.checked_at or first for p in better) + grace)
+                when = max(when, first)
+            else:
+                when = first
             if hold_relayed_until is not None and relayed:
                 when = max(when, hold_relayed_until)
             due[component] = when
