@@ -28,7 +28,6 @@ import hashlib
 import json
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from bench_stun import start, stop  # the same way to run and stop a server
 
 HERE = Path(__file__).resolve().parent
 LOSS_LIMIT_PCT = 1.0
@@ -225,19 +226,6 @@ def relay_figures(
     used = cpu_seconds(process) - used
     relayed = fixed["to_peer"] + fixed["received"]
     result.cpu_us_per_packet = 1e6 * used / max(1.0, relayed)
-
-
-def start(argv: list[str]) -> "subprocess.Popen[bytes]":
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def stop(process: "subprocess.Popen[bytes]") -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
 
 
 def coturn_argv(workdir: Path) -> list[str]:

@@ -217,21 +217,36 @@ static void on_answer(int index, const uint8_t *m, ssize_t n, int bind_channel) 
     }
 }
 
+/* One receive batch: BATCH buffers, with room for each sender's address when `from`. */
+typedef struct {
+    uint8_t bufs[BATCH][2048];
+    struct mmsghdr msgs[BATCH];
+    struct iovec iovs[BATCH];
+} batch_t;
+
+static int receive_batch(int fd, batch_t *b, struct sockaddr_in *from) {
+    for (int i = 0; i < BATCH; i++) {
+        b->iovs[i].iov_base = b->bufs[i];
+        b->iovs[i].iov_len = sizeof b->bufs[i];
+        memset(&b->msgs[i].msg_hdr, 0, sizeof b->msgs[i].msg_hdr);
+        b->msgs[i].msg_hdr.msg_iov = &b->iovs[i];
+        b->msgs[i].msg_hdr.msg_iovlen = 1;
+        if (from) {
+            b->msgs[i].msg_hdr.msg_name = &from[i];
+            b->msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+        }
+    }
+    return recvmmsg(fd, b->msgs, BATCH, MSG_DONTWAIT, NULL);
+}
+
 static void drain_client(int index, int bind_channel, uint8_t *seen, uint64_t *received,
                          uint64_t total) {
     double t = now_s();
-    static uint8_t bufs[BATCH][2048];
-    static struct mmsghdr msgs[BATCH];
-    static struct iovec iovs[BATCH];
+    static batch_t batch;
+    uint8_t (*bufs)[2048] = batch.bufs;
+    struct mmsghdr *msgs = batch.msgs;
     for (int round = 0; round < 16; round++) {
-        for (int i = 0; i < BATCH; i++) {
-            iovs[i].iov_base = bufs[i];
-            iovs[i].iov_len = sizeof bufs[i];
-            memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
-            msgs[i].msg_hdr.msg_iov = &iovs[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
-        }
-        int got = recvmmsg(clients[index].fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+        int got = receive_batch(clients[index].fd, &batch, NULL);
         if (got <= 0) return;
         for (int i = 0; i < got; i++) {
             const uint8_t *m = bufs[i];
@@ -255,21 +270,13 @@ static void drain_client(int index, int bind_channel, uint8_t *seen, uint64_t *r
 
 /* The peer: every datagram goes straight back where it came from (the relayed address). */
 static void echo_peer(uint8_t *seen, uint64_t *to_peer, uint64_t total) {
-    static uint8_t bufs[BATCH][2048];
-    static struct mmsghdr msgs[BATCH];
-    static struct iovec iovs[BATCH];
+    static batch_t batch;
     static struct sockaddr_in from[BATCH];
+    uint8_t (*bufs)[2048] = batch.bufs;
+    struct mmsghdr *msgs = batch.msgs;
+    struct iovec *iovs = batch.iovs;
     for (int round = 0; round < 16; round++) {
-        for (int i = 0; i < BATCH; i++) {
-            iovs[i].iov_base = bufs[i];
-            iovs[i].iov_len = sizeof bufs[i];
-            memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
-            msgs[i].msg_hdr.msg_iov = &iovs[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
-            msgs[i].msg_hdr.msg_name = &from[i];
-            msgs[i].msg_hdr.msg_namelen = sizeof from[i];
-        }
-        int got = recvmmsg(peer_fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+        int got = receive_batch(peer_fd, &batch, from);
         if (got <= 0) return;
         for (int i = 0; i < got; i++) {
             iovs[i].iov_len = msgs[i].msg_len;

@@ -4,8 +4,10 @@ arriving after it, bulk data both ways, ConnectionAttempt for a permitted peer, 
 peer without permission closed at once, and closing one side closing the other."""
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -155,10 +157,23 @@ async def eof(reader: asyncio.StreamReader) -> bool:
     return True
 
 
-async def test_connect_bind_and_data_both_ways(turn_port: int) -> None:
+@dataclass
+class Splice:
+    """A client's data connection bound to a peer connection made by Connect."""
+
+    control: StreamTurn
+    data: StreamTurn
+    peer_address: Address
+    peer_reader: asyncio.StreamReader
+    peer_writer: asyncio.StreamWriter
+
+
+@contextlib.asynccontextmanager
+async def spliced(port: int, before_bind: bytes = b"") -> AsyncIterator[Splice]:
+    """Allocate, Connect to a peer, (the peer sends `before_bind`), ConnectionBind."""
     peer = Peer()
     peer_address = await peer.start()
-    control = await StreamTurn.open(turn_port)
+    control = await StreamTurn.open(port)
     data = None
     try:
         relayed = await control.allocate_tcp()
@@ -170,11 +185,23 @@ async def test_connect_bind_and_data_both_ways(turn_port: int) -> None:
         peer_reader, peer_writer = await peer.next()
         # The server connected from the relayed address itself (RFC 6062 §5.2).
         assert peer_writer.get_extra_info("peername") == relayed
-        peer_writer.write(b"sent before the bind")
-        await peer_writer.drain()
-        data = await StreamTurn.open(turn_port, control.nonce)
+        if before_bind:
+            peer_writer.write(before_bind)
+            await peer_writer.drain()
+        data = await StreamTurn.open(port, control.nonce)
         bound = await data.bind(connection_id)
         assert bound.message_class is MessageClass.SUCCESS, bound
+        yield Splice(control, data, peer_address, peer_reader, peer_writer)
+    finally:
+        control.close()
+        if data is not None:
+            data.close()
+        peer.close()
+
+
+async def test_connect_bind_and_data_both_ways(turn_port: int) -> None:
+    async with spliced(turn_port, b"sent before the bind") as splice:
+        data, peer_reader, peer_writer = splice.data, splice.peer_reader, splice.peer_writer
         early = await asyncio.wait_for(data.reader.readexactly(20), TIMEOUT)
         assert early == b"sent before the bind"
         bulk = bytes(range(256)) * 4096  # 1 MiB: more than any one buffer holds
@@ -182,16 +209,11 @@ async def test_connect_bind_and_data_both_ways(turn_port: int) -> None:
         assert await asyncio.wait_for(peer_reader.readexactly(len(bulk)), TIMEOUT) == bulk
         peer_writer.write(bulk)
         assert await asyncio.wait_for(data.reader.readexactly(len(bulk)), TIMEOUT) == bulk
-        again = await control.with_peer(Method.CONNECT, peer_address)
+        again = await splice.control.with_peer(Method.CONNECT, splice.peer_address)
         assert again.error_code is not None
         assert again.error_code.code == 446
         peer_writer.close()  # the peer leaves: the client's data connection ends too
         assert await eof(data.reader)
-    finally:
-        control.close()
-        if data is not None:
-            data.close()
-        peer.close()
 
 
 async def test_connect_to_a_closed_port_is_447(turn_port: int) -> None:
@@ -249,26 +271,11 @@ async def test_peer_without_permission_is_closed_at_once(turn_port: int) -> None
 
 async def test_half_close_passes_through_both_ways(turn_port: int) -> None:
     """A client that sends its request and shuts its sending side still gets the answer."""
-    peer = Peer()
-    peer_address = await peer.start()
-    control = await StreamTurn.open(turn_port)
-    data = None
-    try:
-        await control.allocate_tcp()
-        answer = await control.with_peer(Method.CONNECT, peer_address)
-        connection_id = answer.get(AttributeType.CONNECTION_ID)
-        assert connection_id is not None
-        peer_reader, peer_writer = await peer.next()
-        data = await StreamTurn.open(turn_port, control.nonce)
-        assert (await data.bind(connection_id)).message_class is MessageClass.SUCCESS
-        data.writer.write(b"question")
-        data.writer.write_eof()
-        assert await asyncio.wait_for(peer_reader.read(), TIMEOUT) == b"question"  # then EOF
-        peer_writer.write(b"answer")
-        peer_writer.close()
-        assert await asyncio.wait_for(data.reader.read(), TIMEOUT) == b"answer"  # then EOF
-    finally:
-        control.close()
-        if data is not None:
-            data.close()
-        peer.close()
+    async with spliced(turn_port) as splice:
+        splice.data.writer.write(b"question")
+        splice.data.writer.write_eof()
+        question = await asyncio.wait_for(splice.peer_reader.read(), TIMEOUT)
+        assert question == b"question"  # and then the end of the stream
+        splice.peer_writer.write(b"answer")
+        splice.peer_writer.close()
+        assert await asyncio.wait_for(splice.data.reader.read(), TIMEOUT) == b"answer"
