@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from peerline.sip.flow import Flow
+from peerline.sip.methods import Transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +77,70 @@ class LocationStore(Protocol):
     def count(self) -> int: ...
 
 
+#: A binding as the memory store keeps it: one tuple of strings and numbers only,
+#: which the cyclic garbage collector stops tracking after its first look. With a
+#: dataclass, a Flow and address tuples per binding, 100,000 bindings were a million
+#: tracked objects, and every full collection stalled the loop for half a second.
+_Row = tuple[
+    str,  # key
+    str,  # uri
+    str,  # contact
+    float,  # q
+    float,  # expires_at
+    str,  # call_id
+    int,  # cseq
+    str,  # flow: transport
+    str,  # flow: local IP
+    int,  # flow: local port
+    str,  # flow: remote IP
+    int,  # flow: remote port
+    int,  # flow: connection
+    tuple[str, ...],  # path
+    str | None,  # instance
+    int | None,  # reg_id
+]
+_TRANSPORTS = {t.value: t for t in Transport}
+
+
+def _row(binding: Binding) -> _Row:
+    flow = binding.flow
+    return (
+        binding.key,
+        binding.uri,
+        binding.contact,
+        binding.q,
+        binding.expires_at,
+        binding.call_id,
+        binding.cseq,
+        flow.transport.value,
+        flow.local[0],
+        flow.local[1],
+        flow.remote[0],
+        flow.remote[1],
+        flow.connection,
+        tuple(binding.path),
+        binding.instance,
+        binding.reg_id,
+    )
+
+
+def _binding(aor: str, row: _Row) -> Binding:
+    key, uri, contact, q, expires_at, call_id, cseq = row[:7]
+    transport, local_ip, local_port, remote_ip, remote_port, connection = row[7:13]
+    flow = Flow(
+        _TRANSPORTS[transport], (local_ip, local_port), (remote_ip, remote_port), connection
+    )
+    return Binding(
+        aor, key, uri, contact, q, expires_at, call_id, cseq, flow, row[13], row[14], row[15]
+    )
+
+
 class MemoryLocationStore:
-    """All bindings in a dict of dicts; an expiry heap with lazy deletion."""
+    """All bindings in a dict of dicts of compact rows; an expiry heap with lazy
+    deletion; an index of the flows Outbound bindings live on."""
 
     def __init__(self) -> None:
-        self._by_aor: dict[str, dict[str, Binding]] = {}
+        self._by_aor: dict[str, dict[str, _Row]] = {}
         self._by_flow: dict[Flow, set[tuple[str, str]]] = {}
         self._heap: list[tuple[float, str, str]] = []
         self._count = 0
@@ -89,49 +149,53 @@ class MemoryLocationStore:
         found = self._by_aor.get(aor)
         if not found:
             return []
-        live = [b for b in found.values() if b.expires_at > now]
+        live = [_binding(aor, row) for row in found.values() if row[4] > now]
         live.sort(key=lambda b: -b.q)
         return live
 
     def put(self, binding: Binding) -> None:
-        bindings = self._by_aor.setdefault(binding.aor, {})
-        old = bindings.get(binding.key)
+        rows = self._by_aor.setdefault(binding.aor, {})
+        old = rows.get(binding.key)
         if old is None:
             self._count += 1
         else:
-            self._unindex_flow(old)
-        bindings[binding.key] = binding
+            self._unindex_flow(binding.aor, old)
+        rows[binding.key] = _row(binding)
         if binding.outbound:
             self._by_flow.setdefault(binding.flow, set()).add((binding.aor, binding.key))
         heapq.heappush(self._heap, (binding.expires_at, binding.aor, binding.key))
 
-    def _unindex_flow(self, binding: Binding) -> None:
-        if not binding.outbound:
-            return
-        keys = self._by_flow.get(binding.flow)
+    def _unindex_flow(self, aor: str, row: _Row) -> None:
+        if row[15] is None or row[14] is None:
+            return  # not an Outbound binding
+        flow = _binding(aor, row).flow
+        keys = self._by_flow.get(flow)
         if keys is not None:
-            keys.discard((binding.aor, binding.key))
+            keys.discard((aor, row[0]))
             if not keys:
-                del self._by_flow[binding.flow]
+                del self._by_flow[flow]
 
     def remove(self, aor: str, key: str) -> None:
-        bindings = self._by_aor.get(aor)
-        if bindings is None:
+        rows = self._by_aor.get(aor)
+        if rows is None:
             return
-        old = bindings.pop(key, None)
+        old = rows.pop(key, None)
         if old is None:
             return
         self._count -= 1
-        self._unindex_flow(old)
-        if not bindings:
+        self._unindex_flow(aor, old)
+        if not rows:
             del self._by_aor[aor]
 
     def remove_flow(self, flow: Flow) -> list[Binding]:
         keys = self._by_flow.pop(flow, set())
         removed = []
         for aor, key in keys:
-            binding = self._by_aor.get(aor, {}).get(key)
-            if binding is not None and binding.flow == flow:
+            row = self._by_aor.get(aor, {}).get(key)
+            if row is None:
+                continue
+            binding = _binding(aor, row)
+            if binding.flow == flow:
                 removed.append(binding)
                 self.remove(aor, key)
         return removed
@@ -144,13 +208,13 @@ class MemoryLocationStore:
         gone = 0
         while heap and heap[0][0] <= now:
             _, aor, key = heapq.heappop(heap)
-            binding = self._by_aor.get(aor, {}).get(key)
-            if binding is not None and binding.expires_at <= now:
+            row = self._by_aor.get(aor, {}).get(key)
+            if row is not None and row[4] <= now:
                 self.remove(aor, key)
                 gone += 1
         if len(heap) > 4 * self._count + 1024:  # refreshed bindings leave stale entries
             self._heap = [
-                (b.expires_at, b.aor, b.key) for bs in self._by_aor.values() for b in bs.values()
+                (row[4], aor, row[0]) for aor, rows in self._by_aor.items() for row in rows.values()
             ]
             heapq.heapify(self._heap)
         return gone
