@@ -19,6 +19,7 @@ class SipServe:
     sip: int
     tls: int
     ws: int
+    wss: int
     metrics: int
     log: Path
 
@@ -30,6 +31,7 @@ def sip_serve(
     *,
     tls: bool = False,
     ws: bool = False,
+    wss: bool = False,
     metrics: bool = False,
     extra: Sequence[str] = (),
 ) -> Iterator[SipServe]:
@@ -39,6 +41,7 @@ def sip_serve(
         sip=free_port(),
         tls=free_port() if tls else 0,
         ws=free_port() if ws else 0,
+        wss=free_port() if wss else 0,
         metrics=free_port() if metrics else 0,
         log=tmp / "serve.log",
     )
@@ -57,6 +60,8 @@ def sip_serve(
         str(ports.tls),
         "--sip-ws-port",
         str(ports.ws),
+        "--sip-wss-port",
+        str(ports.wss),
         "--metrics-port",
         str(ports.metrics),
         "--domain",

@@ -1,8 +1,9 @@
 """SIP over WebSocket (RFC 7118) with a real client: JsSIP, the SIP library WebRTC
 phones are built on, run by Node.js (tests/interop/jssip/phone.js) instead of a
-browser. Two JsSIP phones register to `peerline serve --sip-ws-port` with digest
-passwords and SIP Outbound (JsSIP always asks for it), exchange MESSAGEs over their
-WebSocket flows, and when one phone's socket closes its binding goes with it.
+browser. Two JsSIP phones register to `peerline serve --sip-ws-port` (and, in a
+second round, `--sip-wss-port`: ws over TLS) with digest passwords and SIP Outbound
+(JsSIP always asks for it), exchange MESSAGEs over their WebSocket flows, and when
+one phone's socket closes its binding goes with it.
 
 sipp and baresip 1.0 do not speak WebSocket; the WS framing on our side is wsproto,
 and JsSIP's client side is its own code over the `ws` package, so both ends of the
@@ -10,6 +11,7 @@ wire are independent implementations.
 """
 
 import json
+import os
 import queue
 import shutil
 import subprocess
@@ -33,6 +35,10 @@ class JsSipPhone:
     """One JsSIP user agent: JSON commands in, JSON events out."""
 
     def __init__(self, url: str, user: str, password: str) -> None:
+        env = dict(os.environ)
+        if url.startswith("wss:"):
+            # The server's certificate is the self-signed one it made itself.
+            env["NODE_TLS_REJECT_UNAUTHORIZED"] = "0"
         self.process = subprocess.Popen(
             ["node", str(JSSIP / "phone.js"), url, user, password, DOMAIN],
             stdin=subprocess.PIPE,
@@ -40,6 +46,7 @@ class JsSipPhone:
             stderr=subprocess.STDOUT,
             text=True,
             cwd=JSSIP,
+            env=env,
         )
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.output: list[str] = []
@@ -93,17 +100,22 @@ class Server:
         return serve_metric(self.metrics_port, "peerline_sip_bindings")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=["ws", "wss"])
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Server]:
     if shutil.which("node") is None:
         pytest.skip("needs Node.js (node) for the JsSIP phone")
     if not (JSSIP / "node_modules" / "jssip").is_dir():
         pytest.skip(
             "needs JsSIP: npm ci in tests/interop/jssip (scripts/bootstrap.sh test does it)"
         )
-    tmp = tmp_path_factory.mktemp("sip-ws")
-    with sip_serve(tmp, USERS, ws=True, metrics=True) as serve:
-        yield Server(f"ws://127.0.0.1:{serve.ws}", serve.metrics)
+    scheme = request.param
+    tmp = tmp_path_factory.mktemp(f"sip-{scheme}")
+    secure = scheme == "wss"
+    with sip_serve(tmp, USERS, ws=not secure, wss=secure, metrics=True) as serve:
+        port = serve.wss if secure else serve.ws
+        yield Server(f"{scheme}://127.0.0.1:{port}", serve.metrics)
 
 
 @pytest.fixture

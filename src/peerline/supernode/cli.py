@@ -88,6 +88,9 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         "--sip-ws-port", metavar="PORT", help="SIP over WebSocket (off by default; RFC 7118)"
     )
     parser.add_argument(
+        "--sip-wss-port", metavar="PORT", help="SIP over secure WebSocket, wss:// (off by default)"
+    )
+    parser.add_argument(
         "--sip-digest",
         metavar="ALGS",
         help="digest algorithms offered, preferred first (default SHA-256,MD5)",
@@ -148,6 +151,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         "sip_port": args.sip_port,
         "sip_tls_port": args.sip_tls_port,
         "sip_ws_port": args.sip_ws_port,
+        "sip_wss_port": args.sip_wss_port,
         "sip_digest": args.sip_digest,
         "auth_secret": args.auth_secret,
         "allow_peer": args.allow_peer,

@@ -45,10 +45,12 @@ class ServeConfig:
     realm: str | None = None
     #: The SIP domain this node is registrar for (default: the realm).
     domain: str | None = None
-    #: SIP over UDP and TCP (0 = off), TLS (0 = off), WebSocket (0 = off).
+    #: SIP over UDP and TCP (0 = off), TLS (0 = off), WebSocket and secure WebSocket
+    #: (0 = off).
     sip_port: int = 5060
     sip_tls_port: int = 5061
     sip_ws_port: int = 0
+    sip_wss_port: int = 0
     #: Digest algorithms offered, most preferred first (RFC 8760). Some tools (sipp)
     #: give up at a first challenge they cannot answer instead of taking the next.
     sip_digest: tuple[str, ...] = ("SHA-256", "MD5")
@@ -73,6 +75,7 @@ class ServeConfig:
             self.sip_port,
             self.sip_tls_port,
             self.sip_ws_port,
+            self.sip_wss_port,
         ):
             parse_port(port)
         if self.alt_ip is not None:
@@ -183,7 +186,8 @@ def build_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Se
         if "user" in merged:
             users = merged["user"]
             merged["user"] = tuple([users] if isinstance(users, str) else users)
-        for key in ("stun_port", "tls_port", "alt_port", "sip_port", "sip_tls_port", "sip_ws_port"):
+        ports = ("stun_port", "tls_port", "alt_port", "sip_port", "sip_tls_port", "sip_ws_port")
+        for key in (*ports, "sip_wss_port"):
             if merged.get(key) is not None:
                 merged[key] = parse_port(merged[key])
         for key in ("rate", "burst"):
