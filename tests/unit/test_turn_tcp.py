@@ -316,3 +316,26 @@ def test_allocation_expiry_closes_its_connections() -> None:
     harness.advance(601)
     assert harness.server.allocation(CONTROL) is None
     assert harness.peer_closes == [ClosePeer(connection_id)]
+
+
+def test_bound_connections_owe_the_allocation_bandwidth_budget() -> None:
+    """A stream cannot drop bytes: over budget, the adapter is told how long to wait."""
+    harness = make_server(allow=PEER_ALLOWED, bandwidth=1000)
+    client = Client(harness, client=CONTROL)
+    assert code_of(client.allocate(6)) is None
+    connection_id = connected(client)
+    assert code_of(connection_bind(client, connection_id)) is None
+    tcp = harness.server.tcp
+    assert tcp.charge(connection_id, 600, 1.0) == 0.0  # within the one-second burst
+    assert tcp.charge(connection_id, 900, 1.0) == pytest.approx(0.5)  # 500 bytes owed
+    assert tcp.charge(connection_id, 0, 1.5) == 0.0  # paid back by then
+    assert tcp.charge(connection_id, 1, 1.5) > 0.0
+    assert tcp.charge(connection_id + 1, 10**6, 1.5) == 0.0  # unknown: nothing to hold
+
+
+def test_no_cap_means_no_wait() -> None:
+    harness = make_server(allow=PEER_ALLOWED, bandwidth=0)
+    client = Client(harness, client=CONTROL)
+    assert code_of(client.allocate(6)) is None
+    connection_id = connected(client)
+    assert harness.server.tcp.charge(connection_id, 10**9, 1.0) == 0.0

@@ -9,7 +9,9 @@ port so that no other socket can ever be handed the same one.
 
 Once bound, bytes are copied both ways with backpressure instead of loss: when
 the client's send buffer fills, the peer is no longer read (its TCP window
-closes); when the peer's does, the client connection is paused. A peer that
+closes); when the peer's does, the client connection is paused. The
+allocation's bandwidth budget holds the same way: a side that overspent it is
+not read until it has refilled. A peer that
 connected before ConnectionBind is not read at all until then, so its data waits
 in the kernel, as RFC 6062 §5.3 asks.
 """
@@ -45,9 +47,12 @@ class _PeerLink:
     __slots__ = (
         "client",
         "client_done",
+        "client_full",
+        "client_throttled",
         "connecting",
         "id",
         "peer_done",
+        "peer_throttled",
         "pending",
         "reading",
         "sock",
@@ -64,6 +69,11 @@ class _PeerLink:
         #: Each side's end of stream (a half close is passed on to the other side).
         self.client_done = False
         self.peer_done = False
+        #: Why a side is not read: the client's send buffer is full; a side's bytes
+        #: went over the allocation's bandwidth budget and it waits for it to refill.
+        self.client_full = False
+        self.peer_throttled = False
+        self.client_throttled = False
 
 
 class TcpRelaySockets:
@@ -181,7 +191,7 @@ class TcpRelaySockets:
             return
         link.client = client
         client.divert(_ClientSide(self, link))
-        self._read_peer(link, True)
+        self._update_peer(link)
 
     def close(self, action: ClosePeer) -> None:
         link = self._links.get(action.connection)
@@ -210,13 +220,47 @@ class TcpRelaySockets:
 
     # -- the splice ----------------------------------------------------------------------
 
-    def _read_peer(self, link: _PeerLink, on: bool) -> None:
+    def _update_peer(self, link: _PeerLink) -> None:
+        """Read the peer while it has a client to go to and nothing holds it back."""
+        on = link.client is not None and not (
+            link.peer_done or link.client_full or link.peer_throttled
+        )
         if on != link.reading and link.sock.fileno() >= 0:
             link.reading = on
             if on:
                 self._loop.add_reader(link.sock.fileno(), self._peer_readable, link)
             else:
                 self._loop.remove_reader(link.sock.fileno())
+
+    def _update_client(self, link: _PeerLink) -> None:
+        """Read the client while the peer keeps up and the budget holds."""
+        if link.client is not None:
+            if len(link.pending) > _HIGH_WATER or link.client_throttled:
+                link.client.pause_reading()
+            else:
+                link.client.resume_reading()
+
+    def _unthrottle(self, link: _PeerLink, peer: bool) -> None:
+        if link.id in self._links:
+            if peer:
+                link.peer_throttled = False
+                self._update_peer(link)
+            else:
+                link.client_throttled = False
+                self._update_client(link)
+
+    def _charge(self, link: _PeerLink, n: int, peer: bool) -> None:
+        """Hold back the side that sent `n` bytes while the allocation's budget refills."""
+        delay = self._core.tcp.charge(link.id, n, self._time())
+        if delay <= 0:
+            return
+        if peer:
+            link.peer_throttled = True
+            self._update_peer(link)
+        else:
+            link.client_throttled = True
+            self._update_client(link)
+        self._loop.call_later(delay, self._unthrottle, link, peer)
 
     def _peer_readable(self, link: _PeerLink) -> None:
         client = link.client
@@ -228,7 +272,7 @@ class TcpRelaySockets:
             data = b""
         if not data and client is not None and not link.client_done:
             link.peer_done = True  # a half close: the client may still send
-            self._read_peer(link, False)
+            self._update_peer(link)
             client.finish_writing()
             return
         if not data or client is None:
@@ -236,6 +280,7 @@ class TcpRelaySockets:
             return
         self._core.stats.bytes_from_peers += len(data)
         client.write(data)
+        self._charge(link, len(data), peer=True)
 
     def _end(self, link: _PeerLink) -> None:
         """Both sides are done, or one failed: the connection is over."""
@@ -258,6 +303,7 @@ class TcpRelaySockets:
         if link.id not in self._links:  # closed meanwhile: the client is closing too
             return
         self._core.stats.bytes_to_peers += len(data)
+        self._charge(link, len(data), peer=False)
         if link.pending:
             link.pending += data
         else:
@@ -272,8 +318,7 @@ class TcpRelaySockets:
                 return
             link.pending += data[sent:]
             self._loop.add_writer(link.sock.fileno(), self._peer_writable, link)
-        if len(link.pending) > _HIGH_WATER and link.client is not None:
-            link.client.pause_reading()
+        self._update_client(link)
 
     def _peer_writable(self, link: _PeerLink) -> None:
         try:
@@ -289,13 +334,14 @@ class TcpRelaySockets:
             if link.client_done:
                 with contextlib.suppress(OSError):
                     link.sock.shutdown(socket.SHUT_WR)
-            elif link.client is not None:
-                link.client.resume_reading()
+            else:
+                self._update_client(link)
 
     def pause_peer(self, link: _PeerLink, paused: bool) -> None:
         """The client's send buffer filled (or drained): stop (or resume) reading the peer."""
         if link.id in self._links:
-            self._read_peer(link, not paused)
+            link.client_full = paused
+            self._update_peer(link)
 
 
 class _ClientSide:

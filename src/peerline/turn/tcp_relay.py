@@ -253,6 +253,20 @@ class TcpRelays(Generic[H]):
         server._send(MessageBuilder.response_to(message), client, auth)
         server._actions.append(BindData(conn.id, client))
 
+    def charge(self, connection_id: int, n: int, now: float) -> float:
+        """`n` bytes a bound connection relayed, charged to its allocation's byte budget
+        (the same one-second bucket as UDP's): how long to stop reading so that the
+        budget holds, 0 when it does. A stream cannot drop bytes, so it owes them."""
+        rate = self._server._bandwidth
+        conn = self.connections.get(connection_id)
+        if not rate or conn is None:
+            return 0.0
+        alloc = conn.alloc
+        tokens = min(alloc.tokens + (now - alloc.bucket_stamp) * rate, rate) - n
+        alloc.tokens = tokens
+        alloc.bucket_stamp = now
+        return 0.0 if tokens >= 0 else -tokens / rate
+
     def is_data_client(self, client: ClientKey) -> bool:
         """True for a client connection spliced to a peer (it carries no STUN any more)."""
         return client in self._by_data_client
