@@ -259,3 +259,27 @@ def test_generated_messages_round_trip(
     assert parse_message(request.to_bytes()) == request
     response = Response(status, reason, headers, body)
     assert parse_message(response.to_bytes()) == response
+
+
+_names = st.sampled_from(["Via", "v", "Route", "Record-Route", "Max-Forwards", "X-A"])
+
+
+@given(
+    lines=st.lists(st.tuples(_names, _token), max_size=8),
+    set_to=st.lists(st.tuples(_names, _token), max_size=2),
+    first=st.lists(st.tuples(_names, _token), max_size=4),
+)
+def test_one_edited_copy_equals_the_edits_one_by_one(
+    lines: list[tuple[str, str]],
+    set_to: list[tuple[str, str]],
+    first: list[tuple[str, str]],
+) -> None:
+    headers = Headers(lines)
+    expected = headers
+    for name, value in set_to:
+        expected = expected.with_set(name, value)
+    for name, value in first:
+        expected = expected.with_first(name, value)
+    edited = headers.edited(set_to=set_to, first=first)
+    assert edited == expected
+    assert [edited.get_all(n) for n, _ in lines] == [expected.get_all(n) for n, _ in lines]

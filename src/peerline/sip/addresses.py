@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 
+from peerline.sip._syntax import Params
 from peerline.sip.fields import Via
 from peerline.sip.flow import Address, Flow, uri_host
 from peerline.sip.methods import Transport
@@ -78,9 +79,10 @@ class Addresses:
             return self.domain, flow.local[1]
         return flow.local
 
-    def via_value(self, flow: Flow, branch: str) -> str:
+    def via(self, flow: Flow, branch: str) -> Via:
+        """Our Via for a request we send on `flow` (built, not parsed: it is ours)."""
         host, port = self.advertised(flow)
-        return f"SIP/2.0/{flow.transport.value} {uri_host(host)}:{port};branch={branch}"
+        return Via(flow.transport.value, uri_host(host), port, Params((("branch", branch),)))
 
     def record_route(self, flow: Flow, token: str) -> str:
         """Our Record-Route (and Path) entry for `flow`, carrying its flow token."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from peerline.sip.addresses import TRANSPORT_PARAM, Addresses, canonical_ip, is_ip
 from peerline.sip.digest import Algorithm, DigestServer, Verdict
 from peerline.sip.errors import MalformedMessage, TransactionError
+from peerline.sip.fields import Via
 from peerline.sip.flow import Address, Flow
 from peerline.sip.guard import Guard, GuardConfig
 from peerline.sip.location import Binding, LocationStore, MemoryLocationStore
@@ -230,8 +231,8 @@ class SipElement:
         self._seq += 1
         heapq.heappush(self._heap, (deadline, self._seq, item))
 
-    def via_value(self, flow: Flow, branch: str) -> str:
-        return self.addresses.via_value(flow, branch)
+    def via(self, flow: Flow, branch: str) -> Via:
+        return self.addresses.via(flow, branch)
 
     def record_route(self, flow: Flow) -> str:
         return self.addresses.record_route(flow, self.tokens.encode(flow))

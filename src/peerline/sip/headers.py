@@ -253,6 +253,35 @@ class Headers:
         key = self._key(name)
         return Headers(item for k, item in zip(self._keys, self.items, strict=True) if k != key)
 
+    def edited(
+        self,
+        *,
+        set_to: Iterable[tuple[str, str]] = (),
+        first: Iterable[tuple[str, str]] = (),
+    ) -> Headers:
+        """One copy with several edits, as `with_set` for each of `set_to` and then
+        `with_first` for each of `first`, in order (so the last of `first` ends on
+        top): what a proxy does to a request it forwards, for one copy, not four."""
+        items = list(self.items)
+        keys = list(self._keys)
+        for name, value in set_to:
+            key = self._key(name)
+            places = [i for i, k in enumerate(keys) if k == key]
+            if not places:
+                items.append((name, value))
+                keys.append(key)
+                continue
+            items[places[0]] = (items[places[0]][0], value)
+            for index in reversed(places[1:]):
+                del items[index]
+                del keys[index]
+        for name, value in first:
+            key = self._key(name)
+            index = next((i for i, k in enumerate(keys) if k == key), 0)
+            items.insert(index, (name, value))
+            keys.insert(index, key)
+        return Headers(items)
+
     def with_first_value(self, name: str, value: str) -> Headers:
         """A copy where the first element of a list header is `value` instead (a Via
         stamped with received/rport), on a line of its own above the rest."""

@@ -52,6 +52,8 @@ class StatusClass(IntEnum):
 class Transport(Enum):
     """How a message travels, which decides retransmission timers (RFC 3261 §17)."""
 
+    __hash__ = object.__hash__  # members are singletons; Enum's own hash is slow
+
     UDP = "UDP"
     TCP = "TCP"
     TLS = "TLS"

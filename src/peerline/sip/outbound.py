@@ -24,6 +24,7 @@ from peerline.stun import Method as StunMethod
 
 _TRANSPORTS = list(Transport)
 _MAC = 10
+_CACHED = 4096
 _HEAD = struct.Struct(">BBHHQ")  # transport, ip version, local port, remote port, connection
 
 
@@ -34,11 +35,32 @@ class FlowTokens:
         if len(secret) < 16:
             raise ValueError("the flow token secret needs at least 16 bytes")
         self._secret = secret
+        # The same few flows are written and read with every message of a dialog;
+        # an HMAC each time is most of the cost. Bounded: cleared when full.
+        self._encoded: dict[Flow, str] = {}
+        self._decoded: dict[str, Flow | None] = {}
 
     def _mac(self, body: bytes) -> bytes:
         return hmac.new(self._secret, b"flow\0" + body, hashlib.sha256).digest()[:_MAC]
 
     def encode(self, flow: Flow) -> str:
+        token = self._encoded.get(flow)
+        if token is None:
+            if len(self._encoded) >= _CACHED:
+                self._encoded.clear()
+            token = self._encoded[flow] = self._encode(flow)
+        return token
+
+    def decode(self, token: str) -> Flow | None:
+        """The flow in `token`, or None if it is not a token this server made."""
+        if token in self._decoded:
+            return self._decoded[token]
+        if len(self._decoded) >= _CACHED:
+            self._decoded.clear()
+        flow = self._decoded[token] = self._decode(token)
+        return flow
+
+    def _encode(self, flow: Flow) -> str:
         local, remote = ipaddress.ip_address(flow.local[0]), ipaddress.ip_address(flow.remote[0])
         body = (
             _HEAD.pack(
@@ -53,8 +75,7 @@ class FlowTokens:
         )
         return base64.urlsafe_b64encode(self._mac(body) + body).rstrip(b"=").decode("ascii")
 
-    def decode(self, token: str) -> Flow | None:
-        """The flow in `token`, or None if it is not a token this server made."""
+    def _decode(self, token: str) -> Flow | None:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (binascii.Error, ValueError):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from peerline.sip.errors import TransactionError
-from peerline.sip.fields import MAGIC_COOKIE
+from peerline.sip.fields import MAGIC_COOKIE, Via
 from peerline.sip.flow import Flow
 from peerline.sip.matching import TransactionKey, client_key, new_branch
 from peerline.sip.message import Request, Response, build_cancel
@@ -64,7 +64,7 @@ class ProxyHost(Protocol):
 
     def send(self, data: bytes, flow: Flow) -> None: ...
     def schedule(self, item: Timed) -> None: ...
-    def via_value(self, flow: Flow, branch: str) -> str: ...
+    def via(self, flow: Flow, branch: str) -> Via: ...
     def record_route(self, flow: Flow) -> str: ...
     def alive(self, flow: Flow) -> bool: ...
     def respond(self, context: Context, response: Response, now: float) -> None: ...
@@ -198,13 +198,20 @@ def loop_branch(loop_tag: str) -> str:
     return f"{MAGIC_COOKIE}-pl{loop_tag}-{secrets.token_urlsafe(9)}"
 
 
+#: Headers a forwarded request or response carries on as they came.
+_FORWARDED_UNCHANGED = frozenset({"From", "To", "CSeq", "Contact"})
+
+
 def upstream(response: Response) -> Response:
     """A response as it goes up: our Via, the top one, removed (§16.7 step 3)."""
+    cache = {k: v for k, v in response._cache.items() if k in _FORWARDED_UNCHANGED}
+    cache["Via"] = response.vias[1:]
     return Response(
         response.status,
         response.reason,
         response.headers.without_first_value("Via"),
         response.body,
+        cache,
     )
 
 
@@ -275,21 +282,25 @@ class Proxy:
     ) -> Request:
         """The copy of `request` for one target (§16.6 steps 1-8)."""
         host = self.host
-        headers = request.headers
         max_forwards = request.max_forwards
-        headers = headers.with_set(
-            "Max-Forwards", str(70 if max_forwards is None else max_forwards - 1)
-        )
+        first: list[tuple[str, str]] = []
         if context is not None and context.record_route:
-            headers = headers.with_first("Record-Route", host.record_route(context.in_flow))
-            headers = headers.with_first("Record-Route", host.record_route(target.flow))
-        for route in reversed(target.routes):
-            headers = headers.with_first("Route", f"<{route}>")
-        headers = headers.with_first("Via", host.via_value(target.flow, branch_id))
+            first.append(("Record-Route", host.record_route(context.in_flow)))
+            first.append(("Record-Route", host.record_route(target.flow)))
+        first.extend(("Route", f"<{route}>") for route in reversed(target.routes))
+        via = host.via(target.flow, branch_id)
+        first.append(("Via", str(via)))
+        headers = request.headers.edited(
+            set_to=(("Max-Forwards", str(70 if max_forwards is None else max_forwards - 1)),),
+            first=first,
+        )
         uri = request.uri
         if target.uri is not None:
             uri = parse_uri(target.uri)
-        return Request(request.method, uri, headers, request.body)
+        # What is known of the unchanged headers goes along; our Via is known too.
+        cache = {k: v for k, v in request._cache.items() if k in _FORWARDED_UNCHANGED}
+        cache["Via"] = (via, *request.vias)
+        return Request(request.method, uri, headers, request.body, cache)
 
     # -- the client side -----------------------------------------------------
     def _pump_branch(self, branch: Branch, now: float) -> None:

@@ -44,6 +44,8 @@ class TimerConfig:
 
 
 class State(Enum):
+    __hash__ = object.__hash__  # members are singletons; Enum's own hash is slow
+
     CALLING = "Calling"
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
@@ -54,6 +56,8 @@ class State(Enum):
 
 
 class Timer(Enum):
+    __hash__ = object.__hash__  # members are singletons; Enum's own hash is slow
+
     A = "A"  # INVITE request retransmit (unreliable transports)
     B = "B"  # INVITE transaction timeout
     D = "D"  # wait for response retransmits after a failure
@@ -71,6 +75,8 @@ class Timer(Enum):
 class Input(Enum):
     """What can happen to a transaction. For a client the response classes are
     responses received; for a server, responses the TU asks to send."""
+
+    __hash__ = object.__hash__  # members are singletons; Enum's own hash is slow
 
     PROVISIONAL = "1xx"
     SUCCESS = "2xx"
@@ -97,6 +103,8 @@ INPUT_TIMER = {event: timer for timer, event in TIMER_INPUT.items()}
 
 
 class Action(Enum):
+    __hash__ = object.__hash__  # members are singletons; Enum's own hash is slow
+
     SEND_REQUEST = "send the request"
     SEND_ACK = "send the ACK"
     PASS_RESPONSE = "pass the response to the TU"
