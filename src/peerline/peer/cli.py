@@ -18,6 +18,7 @@ from typing import Any
 
 from peerline import aio
 from peerline.errors import PeerlineError, UsageError
+from peerline.ice.birthday import BirthdayConfig
 from peerline.ice.description import parse_description
 from peerline.ice.gather import CandidatePolicy, IceTransportConfig, parse_stun_uri, parse_turn_uri
 from peerline.peer import signal
@@ -58,6 +59,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--loopback", action="store_true", help="also use loopback (both peers on this machine)"
     )
     servers.add_argument("--no-ipv6", action="store_true", help="gather IPv4 addresses only")
+    servers.add_argument(
+        "--no-birthday",
+        action="store_true",
+        help="never try the birthday technique (many ports through a symmetric NAT)",
+    )
     servers.add_argument(
         "--address",
         action="append",
@@ -171,6 +177,7 @@ def link_config(args: argparse.Namespace, *, wait_for_peer: float = 0.0) -> Link
         addresses=tuple(args.address),
         ipv6=not args.no_ipv6,
         policy=CandidatePolicy.RELAY if args.relay_only else CandidatePolicy.ALL,
+        birthday=BirthdayConfig(enabled=not args.no_birthday),
     )
     return LinkConfig(ice=ice, connect_timeout=args.timeout, wait_for_peer=wait_for_peer)
 
