@@ -306,8 +306,10 @@ def report(results: list[Result]) -> None:
         f"{ratio(ours.bytes_per_allocation, theirs.bytes_per_allocation)}"
     )
     for r in results:
-        if r.loadgen_share > 0.9:
-            print(f"note: the load generator was busy {r.loadgen_share:.0%} against {r.name}")
+        print(
+            f"load generator at {r.name}'s highest relay rate: busy {r.loadgen_share:.0%} "
+            "of a core" + (" (it may have been the limit)" if r.loadgen_share > 0.9 else "")
+        )
 
 
 def main() -> int:
@@ -316,7 +318,7 @@ def main() -> int:
     parser.add_argument("--allocations", type=int, default=10_000, help="held for memory")
     parser.add_argument("--allocation-rate", type=float, default=2000.0, help="for memory")
     parser.add_argument("--max-allocation-rate", type=float, default=64_000.0)
-    parser.add_argument("--max-rate", type=float, default=160_000.0, help="messages/s")
+    parser.add_argument("--max-rate", type=float, default=640_000.0, help="messages/s")
     parser.add_argument("--cpu-rate", type=float, default=10_000.0, help="messages/s for CPU")
     parser.add_argument("--only", choices=("coturn", "peerline"), help="measure one server")
     parser.add_argument(
