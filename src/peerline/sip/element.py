@@ -224,8 +224,15 @@ class SipElement:
         self._sends.append(Send(data, flow))
 
     def schedule(self, item: Timed) -> None:
+        """Put `item` on the heap at its deadline. Entries it had are left in place
+        and skipped when they come up (their deadline is no longer the item's), and
+        the heap is rebuilt when they pile up (`housekeeping`), so that what is over
+        is not kept alive until some old deadline (Timer C is three minutes away)."""
         deadline = item.deadline()
-        if deadline is None or deadline == item.scheduled:
+        if deadline is None:
+            item.scheduled = None  # over: every entry it has is stale now
+            return
+        if deadline == item.scheduled:
             return
         item.scheduled = deadline
         self._seq += 1
@@ -462,8 +469,14 @@ class SipElement:
             if isinstance(event, Terminated):
                 if self._servers.get(entry.key) is entry:
                     del self._servers[entry.key]
-                if entry.context is not None and self._contexts.get(entry.key) is entry.context:
-                    del self._contexts[entry.key]
+                context = entry.context
+                if context is not None:
+                    if self._contexts.get(entry.key) is context:
+                        del self._contexts[entry.key]
+                    # Nothing can reach the caller any more. Branches still running
+                    # keep their context; the context lets go of them, so neither
+                    # waits for the cyclic collector to be freed.
+                    context.branches.clear()
         self.schedule(entry)
 
     def _server_input(self, entry: _Server, request: Request, now: float) -> None:
@@ -698,8 +711,13 @@ class SipElement:
 
     # -- housekeeping --------------------------------------------------------
     def housekeeping(self, now: float) -> None:
-        """Expire bindings and cached replies; drop Outbound UDP flows gone silent."""
+        """Expire bindings and cached replies; drop Outbound UDP flows gone silent;
+        rebuild the timer heap when stale entries outnumber live ones."""
         self.store.expire(now)
+        heap = self._heap
+        if len(heap) > 2 * (len(self._servers) + len(self._clients)) + 1024:
+            self._heap = [entry for entry in heap if entry[2].scheduled == entry[0]]
+            heapq.heapify(self._heap)
         expiry = self._reply_expiry
         while expiry and expiry[0][0] <= now:
             _, key = expiry.popleft()
