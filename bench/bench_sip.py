@@ -10,9 +10,10 @@ the interop tests. For each server it measures:
 
 - authenticated REGISTERs per second: the highest open-loop rate whose
   registrations fail < 1 % (doubling, then bisection);
-- server CPU time per registration, at a fixed rate below both maxima;
+- server CPU time per registration, at a fixed rate below both maxima, less what
+  the server spends idle over the same time;
 - proxied call attempts per second (INVITE/200/ACK, BYE/200 through the proxy
-  to a sipp UAS) at < 1 % failures;
+  to a sipp UAS) at < 1 % failures, and server CPU time per call at a fixed rate;
 - memory per registration with `--users` users registered: the growth of the
   proportional set size (PSS) of the server's processes, the same measure for
   both (Kamailio's processes share their memory; PSS counts each page once).
@@ -24,6 +25,7 @@ Prints a table and the peerline/Kamailio ratios. Traffic stays on loopback.
 import argparse
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -73,8 +75,8 @@ class Found:
     """The result of a rate search."""
 
     rate: float = 0.0
-    #: A faster step failed only because sipp could not offer its rate (it had
-    #: < 1 % failures): the server's own limit lies higher, `rate` is a floor.
+    #: A faster step failed only because sipp, running flat out, could not offer
+    #: its rate (< 1 % failures): the server's own limit lies higher, `rate` is a floor.
     floor: bool = False
 
     def __str__(self) -> str:
@@ -87,6 +89,7 @@ class Result:
     register_rate: Found = field(default_factory=Found)
     cpu_us_per_register: float = 0.0
     call_rate: Found = field(default_factory=Found)
+    cpu_us_per_call: float = 0.0
     bytes_per_registration: float = 0.0
     reported_bytes_per_registration: float | None = None
 
@@ -128,6 +131,7 @@ def write_users(workdir: Path, count: int) -> tuple[Path, Path]:
 def sipp(port: int, args: list[str], workdir: Path, timeout: float) -> dict[str, float]:
     """Run sipp to the end; its cumulative successful and failed calls, elapsed seconds."""
     started = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         ["sipp", f"127.0.0.1:{port}", "-nostdin", "-timeout", f"{int(timeout)}s", *args],
         capture_output=True,
@@ -137,6 +141,8 @@ def sipp(port: int, args: list[str], workdir: Path, timeout: float) -> dict[str,
         cwd=workdir,
     )
     elapsed = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sipp_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
     def cumulative(label: str) -> float:
         found = re.findall(rf"{label}\s*\|\s*(\d+)\s*\|\s*(\d+)", done.stdout)
@@ -150,6 +156,8 @@ def sipp(port: int, args: list[str], workdir: Path, timeout: float) -> dict[str,
         # The rate sipp really started calls at: below the target when the server (or
         # sipp itself) cannot keep up and the concurrency limit holds new calls back.
         "rate": float(rates[-1]) if rates else 0.0,
+        # Share of one core sipp itself used: near 1, sipp is what limits the rate.
+        "sipp_busy": sipp_cpu / elapsed if elapsed > 0 else 0.0,
     }
 
 
@@ -191,8 +199,8 @@ def search(name: str, what: str, run: Callable[[float], dict[str, float]], start
             found.rate = low = rate
         else:
             high = rate
-            if pct < FAIL_LIMIT_PCT and rate > found.rate:
-                found.floor = True  # sipp, not the server, fell short
+            if pct < FAIL_LIMIT_PCT and outcome["sipp_busy"] >= 0.85:
+                found.floor = True  # sipp ran flat out: it, not the server, fell short
         if high is None:
             rate *= 2
         elif high - low <= max(50.0, 0.1 * high):
@@ -268,6 +276,15 @@ def stop(server: Server) -> None:
         server.process.wait()
 
 
+def idle_cpu(server: Server, seconds: float) -> float:
+    """CPU seconds per second the server spends with no load (its timers and
+    housekeeping; Kamailio has several processes doing them), so that the
+    CPU per request counts the requests only."""
+    before = server.cpu_seconds()
+    time.sleep(seconds)
+    return (server.cpu_seconds() - before) / seconds
+
+
 def measure(server: Server, csv: Path, workdir: Path, args: argparse.Namespace) -> Result:
     result = Result(server.name)
     duration = args.duration
@@ -289,16 +306,20 @@ def measure(server: Server, csv: Path, workdir: Path, args: argparse.Namespace) 
         args.start_rate,
     )
     cpu_rate = args.cpu_rate
+    idle = idle_cpu(server, duration)
     cpu_before = server.cpu_seconds()
     outcome = register_run(server, csv, workdir, cpu_rate, int(cpu_rate * duration))
-    cpu = server.cpu_seconds() - cpu_before
+    cpu = server.cpu_seconds() - cpu_before - idle * outcome["elapsed"]
     result.cpu_us_per_register = 1e6 * cpu / max(1.0, outcome["ok"])
-    result.call_rate = calls(server, csv, workdir, args)
+    result.call_rate, result.cpu_us_per_call = calls(server, csv, workdir, args)
     return result
 
 
-def calls(server: Server, csv: Path, workdir: Path, args: argparse.Namespace) -> Found:
-    """Call attempts per second through the proxy to one sipp UAS, registered as `callee`."""
+def calls(
+    server: Server, csv: Path, workdir: Path, args: argparse.Namespace
+) -> tuple[Found, float]:
+    """Call attempts per second through the proxy to one sipp UAS, registered as
+    `callee`, and the server's CPU time per call at a fixed rate below both maxima."""
     uas_port = free_port()
     one = workdir / "callee.csv"
     one.write_text(
@@ -335,7 +356,12 @@ def calls(server: Server, csv: Path, workdir: Path, args: argparse.Namespace) ->
         )  # fmt: skip
 
     try:
-        return search(server.name, "calls", run, args.start_rate / 2)
+        idle = idle_cpu(server, args.duration)
+        cpu_before = server.cpu_seconds()
+        outcome = run(args.call_cpu_rate)
+        cpu = server.cpu_seconds() - cpu_before - idle * outcome["elapsed"]
+        cpu_us = 1e6 * cpu / max(1.0, outcome["ok"])
+        return search(server.name, "calls", run, args.start_rate / 2), cpu_us
     finally:
         uas.wait(timeout=5)  # -bg: the parent exits at once; the UAS itself is found below
         for proc in psutil.process_iter(["name", "cmdline"]):
@@ -360,6 +386,9 @@ def main() -> int:
     parser.add_argument("--start-rate", type=float, default=1000.0, help="first rate tried")
     parser.add_argument("--fill-rate", type=float, default=1000.0, help="rate of the fill")
     parser.add_argument("--cpu-rate", type=float, default=1000.0, help="rate of the CPU run")
+    parser.add_argument(
+        "--call-cpu-rate", type=float, default=100.0, help="call rate of the CPU-per-call run"
+    )
     parser.add_argument(
         "--settle", type=float, default=35.0, help="wait after the fill (replies cached 32 s)"
     )
@@ -396,11 +425,14 @@ def main() -> int:
             finally:
                 stop(server)
     print()
-    print(f"{'':10} {'REGISTER/s':>11} {'CPU us/REG':>11} {'calls/s':>9} {'bytes/reg':>10}")
+    print(
+        f"{'':10} {'REGISTER/s':>11} {'CPU us/REG':>11} {'calls/s':>9} {'CPU us/call':>12} "
+        f"{'bytes/reg':>10}"
+    )
     for r in results:
         print(
             f"{r.name:10} {r.register_rate!s:>11} {r.cpu_us_per_register:>11.1f} "
-            f"{r.call_rate!s:>9} {r.bytes_per_registration:>10.0f}"
+            f"{r.call_rate!s:>9} {r.cpu_us_per_call:>12.1f} {r.bytes_per_registration:>10.0f}"
         )
     for r in results:
         if r.reported_bytes_per_registration is not None:
@@ -413,22 +445,25 @@ def main() -> int:
     ours, theirs = results
     print()
     print("peerline / kamailio:")
-    # A floor of Kamailio's makes the ratio an upper bound ("at most").
-    ratios = (
-        (
-            "REGISTER/s",
-            ours.register_rate.rate,
-            theirs.register_rate.rate,
-            theirs.register_rate.floor,
-        ),
-        ("CPU per REGISTER", ours.cpu_us_per_register, theirs.cpu_us_per_register, False),
-        ("calls/s", ours.call_rate.rate, theirs.call_rate.rate, theirs.call_rate.floor),
-        ("memory per binding", ours.bytes_per_registration, theirs.bytes_per_registration, False),
-    )
-    for label, mine, other, bound in ratios:
+    # A floor makes a ratio a bound: "at most" when Kamailio's figure is one.
+    ratios: list[tuple[str, float, float, bool, bool]] = [
+        ("REGISTER/s", ours.register_rate.rate, theirs.register_rate.rate,
+         ours.register_rate.floor, theirs.register_rate.floor),
+        ("CPU per REGISTER", ours.cpu_us_per_register, theirs.cpu_us_per_register, False, False),
+        ("calls/s", ours.call_rate.rate, theirs.call_rate.rate,
+         ours.call_rate.floor, theirs.call_rate.floor),
+        ("CPU per call", ours.cpu_us_per_call, theirs.cpu_us_per_call, False, False),
+        ("memory per binding", ours.bytes_per_registration, theirs.bytes_per_registration,
+         False, False),
+    ]  # fmt: skip
+    notes = {
+        (True, False): "  (at least: peerline's figure is sipp's limit)",
+        (False, True): "  (at most: kamailio's figure is sipp's limit, not its own)",
+        (True, True): "  (both figures are sipp's limit: no ratio)",
+    }
+    for label, mine, other, our_floor, their_floor in ratios:
         ratio = mine / other if other else float("nan")
-        note = "  (at most: kamailio's figure is sipp's limit, not its own)" if bound else ""
-        print(f"  {label:20} {ratio:6.2f}{note}")
+        print(f"  {label:20} {ratio:6.2f}{notes.get((our_floor, their_floor), '')}")
     return 0
 
 

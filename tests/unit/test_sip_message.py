@@ -19,8 +19,11 @@ from peerline.sip import (
     error_response,
     parse_message,
 )
-from peerline.sip.fields import parse_name_address, parse_via
+from peerline.sip.addresses import Addresses
+from peerline.sip.fields import _parse_via, parse_name_address, parse_via
+from peerline.sip.flow import Flow
 from peerline.sip.message import build_cancel
+from peerline.sip.methods import Transport
 from peerline.sip.uri import escape
 
 REGISTER = (
@@ -283,3 +286,21 @@ def test_one_edited_copy_equals_the_edits_one_by_one(
     edited = headers.edited(set_to=set_to, first=first)
     assert edited == expected
     assert [edited.get_all(n) for n, _ in lines] == [expected.get_all(n) for n, _ in lines]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SIP/2.0/UDP 198.51.100.7:5062;branch=z9hG4bK-1;rport",
+        "SIP/2.0/TCP [2001:db8::7]:5062;branch=z9hG4bK-2",
+        "SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bK-3;rport;alias",
+    ],
+)
+def test_vias_we_write_read_back_as_themselves(text: str) -> None:
+    """What the element remembers of the Vias it writes (its own, the stamped one)
+    is exactly what parsing them would give."""
+    stamped = _parse_via(text).stamped("203.0.113.9", 40000)
+    assert _parse_via(str(stamped)) == stamped
+    for transport, local in ((Transport.UDP, ("192.0.2.1", 5060)), (Transport.TLS, ("::1", 5061))):
+        ours = Addresses("example.test").via(Flow(transport, local, ("203.0.113.9", 1)), "z9hG4bKx")
+        assert _parse_via(str(ours)) == ours

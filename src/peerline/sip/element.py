@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from peerline.sip.addresses import TRANSPORT_PARAM, Addresses, canonical_ip, is_ip
 from peerline.sip.digest import Algorithm, DigestServer, Verdict
 from peerline.sip.errors import MalformedMessage, TransactionError
-from peerline.sip.fields import Via
+from peerline.sip.fields import Via, remember_via
 from peerline.sip.flow import Address, Flow
 from peerline.sip.guard import Guard, GuardConfig
 from peerline.sip.location import Binding, LocationStore, MemoryLocationStore
@@ -306,7 +306,9 @@ class SipElement:
         via = request.top_via
         stamped = via.stamped(flow.remote[0], flow.remote[1])
         if stamped.params is not via.params:
-            headers = request.headers.with_first_value("Via", str(stamped))
+            text = str(stamped)
+            remember_via(text, stamped)
+            headers = request.headers.with_first_value("Via", text)
             vias = (stamped, *request.vias[1:])
             request = request.with_headers(headers, "Via", parsed={"Via": vias})
         if self.guard.is_scanner(request.headers.get("User-Agent")):

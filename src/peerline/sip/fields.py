@@ -130,10 +130,27 @@ def _same_ip(host: str, ip: str) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=4096)
+#: Via texts already read or written, and what they mean. A response carries back
+#: the Vias of its request: ours, which we wrote, and the sender's, which we read
+#: and stamped; remembering both spares parsing them again. Bounded: cleared when full.
+_KNOWN_VIAS: dict[str, Via] = {}
+_KNOWN_VIAS_MAX = 16384
+
+
 def parse_via(text: str) -> Via:
-    """One Via value (cached: an element reads the same top Via several times)."""
-    return _parse_via(text)
+    """One Via value."""
+    via = _KNOWN_VIAS.get(text)
+    if via is None:
+        via = _parse_via(text)
+        remember_via(text, via)
+    return via
+
+
+def remember_via(text: str, via: Via) -> None:
+    """`text` is how `via` is written: a message that carries it back needs no parse."""
+    if len(_KNOWN_VIAS) >= _KNOWN_VIAS_MAX:
+        _KNOWN_VIAS.clear()
+    _KNOWN_VIAS[text] = via
 
 
 def _parse_via(text: str) -> Via:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from peerline.sip.errors import TransactionError
-from peerline.sip.fields import MAGIC_COOKIE, Via
+from peerline.sip.fields import MAGIC_COOKIE, Via, remember_via
 from peerline.sip.flow import Flow
 from peerline.sip.matching import TransactionKey, client_key, new_branch
 from peerline.sip.message import Request, Response, build_cancel
@@ -289,7 +289,9 @@ class Proxy:
             first.append(("Record-Route", host.record_route(target.flow)))
         first.extend(("Route", f"<{route}>") for route in reversed(target.routes))
         via = host.via(target.flow, branch_id)
-        first.append(("Via", str(via)))
+        via_text = str(via)
+        remember_via(via_text, via)
+        first.append(("Via", via_text))
         headers = request.headers.edited(
             set_to=(("Max-Forwards", str(70 if max_forwards is None else max_forwards - 1)),),
             first=first,
