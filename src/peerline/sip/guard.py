@@ -11,7 +11,7 @@
   requests were measured to cost, so that the loop stays at the threshold: a
   server offered twice what it can do still completes about what it can, instead
   of refusing everything for a while and then nothing. Requests that answer a
-  challenge are admitted twice as readily: they finish work already begun.
+  challenge are admitted half again as readily: they finish work already begun.
 """
 
 from __future__ import annotations
@@ -56,9 +56,12 @@ class GuardConfig:
     retry_after: tuple[int, int] = (5, 30)
 
 
-#: The admitted share never drops below this: some new work always gets through,
-#: so the gate can see the load fall and open again.
-_MIN_SHARE = 0.02
+#: The admitted share never drops below this. A 503 costs a parse too, and once
+#: the loop is flat out every request turned away is one more read instead of one
+#: more served (what cannot be read, the socket buffer drops for free): so at most
+#: half are turned away, enough to make their senders back off (Retry-After)
+#: rather than retransmit, while the loop keeps doing work.
+_MIN_SHARE = 0.5
 #: How often the gate steers (seconds).
 _WINDOW = 0.5
 #: What the gate decided about the message being handled.
@@ -211,7 +214,7 @@ class Guard:
         if share >= 1.0:
             return True
         kind = 1 if answers_challenge else 0
-        credit = self._credit[kind] + (min(1.0, 2 * share) if answers_challenge else share)
+        credit = self._credit[kind] + (min(1.0, 1.5 * share) if answers_challenge else share)
         if credit >= 1.0:
             self._credit[kind] = credit - 1.0
             return True
