@@ -23,6 +23,14 @@ NOW = 1000.0
 OUTBOUND_CONTACT = '<sip:alice@10.0.0.2:5062;ob>;+sip.instance="<urn:uuid:a>";reg-id=1'
 
 
+def registered_alice_and_carol() -> tuple[Phone, Phone]:
+    """alice registered from her address; carol, a stranger, to call her."""
+    element = make_element()
+    alice = Phone(element, "alice", "wonderland", ("198.51.100.7", 5062))
+    assert alice.register(NOW).status == 200
+    return alice, Phone(element, "carol", "x", ("203.0.113.5", 5060))
+
+
 def invite(carol: Phone, user: str = "alice", uri: str | None = None) -> bytes:
     return carol.request(
         "INVITE",
@@ -127,10 +135,8 @@ def test_outbound_udp_flow_lives_on_keepalives_and_dies_without_them() -> None:
 
 
 def test_a_busy_loop_turns_new_work_away_before_digest_but_finishes_admitted_calls() -> None:
-    element = make_element()
-    alice = Phone(element, "alice", "wonderland", ("198.51.100.7", 5062))
-    assert alice.register(NOW).status == 200
-    carol = Phone(element, "carol", "x", ("203.0.113.5", 5060))
+    alice, carol = registered_alice_and_carol()
+    element = alice.element
     [pending] = requests(
         [s for s in carol.send(invite(carol), NOW) if s.flow.remote == alice.address]
     )
@@ -253,10 +259,8 @@ def test_tel_targets_are_answered_not_crashed_on() -> None:
 
 
 def test_a_forged_flow_token_routes_nothing() -> None:
-    element = make_element()
-    alice = Phone(element, "alice", "wonderland", ("198.51.100.7", 5062))
-    assert alice.register(NOW).status == 200
-    carol = Phone(element, "carol", "x", ("203.0.113.5", 5060))
+    alice, carol = registered_alice_and_carol()
+    element = alice.element
     token = element.tokens.encode(alice.flow)
     forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     bye = carol.request(
