@@ -25,7 +25,7 @@ from peerline.ice.gather import (
 )
 from peerline.ice.sdp import Credentials
 from peerline.session.path import PathInfo
-from peerline.stun import Transport
+from peerline.stun import MessageClass, Transport, parse
 from tests.interop import test_turn_client
 from tests.interop.turn_support import PASSWORD, USER, turn_server
 from tests.interop.turn_support import TurnServer as TurnServerProcess
@@ -362,3 +362,32 @@ async def test_garbage_from_a_stranger_is_dropped_and_the_path_goes_on() -> None
         await ping_pong(a, b)
         assert a.listener.received.empty()  # none of the junk was delivered
         assert a.ice.describe() is not None
+
+
+async def test_bindings_are_refreshed_toward_the_stun_server_while_waiting() -> None:
+    """While a person pastes the answer back, an indication (asking for no answer)
+    goes from the host socket to the STUN server, so the NAT keeps the binding the
+    offer's server-reflexive candidate names."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    server.setblocking(False)
+    port = server.getsockname()[1]
+    config = IceTransportConfig(
+        addresses=("127.0.0.1",),
+        stun_servers=(StunServer(host="127.0.0.1", port=port),),
+        stun_timeout=0.5,
+    )
+    loop = asyncio.get_running_loop()
+    try:
+        async with IceTransport(config, role=Role.CONTROLLING) as ice:
+            request, host = await asyncio.wait_for(loop.sock_recvfrom(server, 2048), WAIT)
+            assert parse(request).message_class is MessageClass.REQUEST  # gathering
+            await ice.gathered(WAIT)
+            ice.refresh_bindings()
+            data, source = await asyncio.wait_for(loop.sock_recvfrom(server, 2048), WAIT)
+            while parse(data).message_class is MessageClass.REQUEST:  # a retransmission
+                data, source = await asyncio.wait_for(loop.sock_recvfrom(server, 2048), WAIT)
+            assert parse(data).message_class is MessageClass.INDICATION
+            assert source == host
+    finally:
+        server.close()

@@ -74,6 +74,7 @@ from peerline.ice.gather import (
     TurnServer,
     select_host_addresses,
 )
+from peerline.ice.messages import keepalive_indication
 from peerline.ice.relay import RelayError, RelayLink
 from peerline.ice.sdp import Credentials
 from peerline.net import Address, format_address, interface_addresses
@@ -554,6 +555,26 @@ class IceTransport:
     def describe(self) -> PathInfo | None:
         """`DatagramPath.describe`: the selected pair now."""
         return self._path
+
+    def refresh_bindings(self) -> None:
+        """Keep the NAT bindings behind our server-reflexive candidates alive while
+        nothing else flows (a person is pasting the answer back: a NAT forgets an
+        idle UDP binding after 30 s): a Binding indication, which asks for no
+        answer, from every host socket to every STUN server, and from each relay's
+        socket to its TURN server."""
+        if self._closed:
+            return
+        data = keepalive_indication()
+        for server in self._gatherer.server_addresses:
+            for host in self._sockets.values():
+                if (":" in host.base.ip) == (":" in server.ip):
+                    host.sendto(data, server)
+        for relay in self._relays:
+            if relay.base is None:
+                continue  # over TCP or TLS: the connection keeps its own binding
+            relay_host = self._sockets.get(TransportAddress(*relay.base))
+            if relay_host is not None:
+                relay_host.sendto(data, relay.server_address)
 
     # -- datagrams in -------------------------------------------------------------------
 

@@ -355,6 +355,11 @@ class Gatherer:
         destinations answered one socket); final once `done`."""
         return combine_mappings(judge_mapping(base, seen) for base, seen in self._mapped.items())
 
+    @property
+    def server_addresses(self) -> list[TransportAddress]:
+        """Every STUN server address queried (resolved), once each."""
+        return list(dict.fromkeys(address for _, address in self._servers))
+
     def add_host(self, base: tuple[str, int], now: float) -> None:
         """A host socket is open at `base`: its host candidate, then its STUN queries."""
         here = TransportAddress(*base)

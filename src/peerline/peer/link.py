@@ -97,7 +97,12 @@ async def establish(
             await ice.gathered(gather_limit)
             timings.gathered = loop.time() - started
             await send(_describe(kind, identity, ice))
-            remote = await asyncio.wait_for(receive(Kind.ANSWER), config.signal_timeout)
+            async with asyncio.TaskGroup() as group:
+                keeper = group.create_task(_keep_bindings(ice))
+                try:
+                    remote = await asyncio.wait_for(receive(Kind.ANSWER), config.signal_timeout)
+                finally:
+                    keeper.cancel()
         else:
             remote = await asyncio.wait_for(receive(Kind.OFFER), config.signal_timeout)
             await ice.gathered(gather_limit)
@@ -129,6 +134,17 @@ async def establish(
         await ice.close()
         raise
     return Link(kind=kind, ice=ice, session=session, path=path, timings=timings)
+
+
+BINDING_REFRESH_S = 15.0
+"""How often the offerer refreshes its NAT bindings while it waits for the answer."""
+
+
+async def _keep_bindings(ice: IceTransport) -> None:
+    """While a person carries the answer back, keep the offer's addresses valid."""
+    while True:
+        await asyncio.sleep(BINDING_REFRESH_S)
+        ice.refresh_bindings()
 
 
 def _describe(kind: Kind, identity: Identity, ice: IceTransport) -> PeerDescription:
