@@ -15,7 +15,7 @@ from peerline.supernode.server import Supernode
 def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="run a supernode (STUN over UDP, TCP and TLS; RFC 5780 with --alt-ip)",
+        help="run a supernode: STUN (RFC 5780 with --alt-ip), TURN relay, SIP registrar/proxy",
         description=(
             "Run this node as a supernode: a STUN server over UDP, TCP and TLS, IPv4 and "
             "IPv6. With --alt-ip it also answers RFC 5780 NAT behaviour discovery from "
