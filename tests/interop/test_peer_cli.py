@@ -204,3 +204,29 @@ def test_an_answer_with_another_certificate_is_refused(tmp_path: Path) -> None:
     errors = (tmp_path / "a.err").read_text()
     assert "Traceback" not in errors
     assert "peerline: error:" in errors
+
+
+def test_a_peer_that_vanishes_is_noticed_and_said_in_one_line(tmp_path: Path) -> None:
+    """The answerer is killed mid-transfer: consent (RFC 7675: 30 s without an answer)
+    ends the offerer's session, and it says so in one line, not a traceback."""
+    offer = [*PEERLINE, "offer", *LOOPBACK, "--offer-to", str(tmp_path / "offer"),
+             "--answer-from", str(tmp_path / "answer"),
+             "--report", str(tmp_path / "a.json")]  # fmt: skip
+    answer = [*PEERLINE, "answer", *LOOPBACK, "--offer-from", str(tmp_path / "offer"),
+              "--answer-to", str(tmp_path / "answer")]  # fmt: skip
+    endless = Path("/dev/zero")
+    with (
+        started(offer, stdin=endless, stdout=tmp_path / "a.out", stderr=tmp_path / "a.err") as a,
+        started(answer, stdin=None, stdout=tmp_path / "b.out", stderr=tmp_path / "b.err") as b,
+    ):
+        deadline = time.monotonic() + 30
+        while (tmp_path / "b.out").stat().st_size < 1_000_000 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (tmp_path / "b.out").stat().st_size >= 1_000_000, (tmp_path / "b.err").read_text()
+        b.kill()
+        assert a.wait(timeout=90) == 1
+    errors = (tmp_path / "a.err").read_text()
+    assert "Traceback" not in errors
+    [line] = [text for text in errors.splitlines() if text.startswith("peerline: error:")]
+    assert "lost" in line
+    assert "lost" in str(report(tmp_path / "a.json")["error"])

@@ -22,6 +22,7 @@ from peerline.peer.description import Kind
 from peerline.peer.link import Link
 from peerline.peer.terminal import ThreadedReader, ThreadedWriter
 from peerline.session.errors import SessionClosed
+from peerline.session.quic import PeerSession
 
 STREAM_TAG = b"PLS1"
 _PINGS = 5
@@ -139,7 +140,33 @@ class _Control:
 
 
 async def pipe(link: Link, stdin: ThreadedReader, stdout: ThreadedWriter, report: Report) -> None:
-    """Carry both directions to their end, filling in `report`."""
+    """Carry both directions to their end, filling in `report`; a failure (the path
+    lost, the peer gone) is raised as the one `PeerlineError` that says what happened."""
+    try:
+        await _pipe(link, stdin, stdout, report)
+    except BaseExceptionGroup as group:
+        raise _first_explained(group, link.session) from None
+
+
+def _first_explained(
+    group: BaseExceptionGroup[BaseException], session: PeerSession
+) -> BaseException:
+    """The first error in `group` a person can be told in one line, else the group.
+    A stream's writer says only "Connection lost" when the session ends under it:
+    the session knows why."""
+    for error in group.exceptions:
+        if isinstance(error, ConnectionResetError) and session.ended is not None:
+            return SessionClosed(session.ended.reason, session.ended.detail)
+        if isinstance(error, BaseExceptionGroup):
+            inner = _first_explained(error, session)
+            if inner is not error:
+                return inner
+        elif isinstance(error, PeerlineError):
+            return error
+    return group
+
+
+async def _pipe(link: Link, stdin: ThreadedReader, stdout: ThreadedWriter, report: Report) -> None:
     loop = asyncio.get_running_loop()
     session = link.session
     control = _Control(link)
