@@ -180,6 +180,17 @@ def test_mistakes_get_one_clear_line(tmp_path: Path) -> None:
     _one_line_error([*PEERLINE, "offer", "--timeout", "0"], "--timeout must be > 0")
 
 
+def test_an_answer_that_never_comes_is_one_line_after_wait(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*PEERLINE, "offer", *LOOPBACK, "--offer-to", str(tmp_path / "offer"),
+         "--answer-from", str(tmp_path / "never"), "--wait", "1"],
+        capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("peerline: error: no answer")
+
+
 def test_an_answer_with_another_certificate_is_refused(tmp_path: Path) -> None:
     """Someone who swaps the answer's fingerprint cannot stand in the middle: the
     offerer's session refuses the certificate it meets."""

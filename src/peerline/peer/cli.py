@@ -78,6 +78,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="S",
         help="seconds from both descriptions to a session (default 30)",
     )
+    servers.add_argument(
+        "--wait",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="seconds to wait for the other side's offer or answer (default 600)",
+    )
     run = common.add_argument_group("output")
     run.add_argument("--report", type=Path, metavar="FILE", help="write a JSON report at the end")
     run.add_argument(
@@ -165,6 +172,8 @@ def _servers(values: list[str], variable: str) -> list[str]:
 def link_config(args: argparse.Namespace, *, wait_for_peer: float = 0.0) -> LinkConfig:
     if args.timeout <= 0:
         raise UsageError("--timeout must be > 0")
+    if args.wait <= 0:
+        raise UsageError("--wait must be > 0")
     stun = tuple(parse_stun_uri(uri) for uri in _servers(args.stun, "PEERLINE_STUN"))
     turn = tuple(
         parse_turn_uri(uri, args.turn_user, args.turn_password)
@@ -179,7 +188,12 @@ def link_config(args: argparse.Namespace, *, wait_for_peer: float = 0.0) -> Link
         policy=CandidatePolicy.RELAY if args.relay_only else CandidatePolicy.ALL,
         birthday=BirthdayConfig(enabled=not args.no_birthday),
     )
-    return LinkConfig(ice=ice, connect_timeout=args.timeout, wait_for_peer=wait_for_peer)
+    return LinkConfig(
+        ice=ice,
+        connect_timeout=args.timeout,
+        wait_for_peer=wait_for_peer,
+        signal_timeout=args.wait,
+    )
 
 
 def _identity(args: argparse.Namespace) -> Identity:
@@ -256,7 +270,7 @@ def _offer_signals(args: argparse.Namespace) -> _SignalFactory:
 
         async def receive(expect: Kind) -> PeerDescription:
             if args.answer_from is not None:
-                return await signal.wait_for_file(args.answer_from, expect, 600.0)
+                return await signal.wait_for_file(args.answer_from, expect, args.wait)
             return await signal.paste(_need(terminal), expect, sys.stderr)
 
         return send, receive
@@ -277,7 +291,7 @@ def _answer_signals(args: argparse.Namespace) -> _SignalFactory:
             if isinstance(args.offer, PeerDescription):
                 return args.offer
             if args.offer_from is not None:
-                return await signal.wait_for_file(args.offer_from, expect, 600.0)
+                return await signal.wait_for_file(args.offer_from, expect, args.wait)
             return await signal.paste(_need(terminal), expect, sys.stderr)
 
         return send, receive

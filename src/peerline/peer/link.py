@@ -9,6 +9,7 @@ offer. The offerer controls ICE and is the QUIC client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ from peerline.ice.config import Role
 from peerline.ice.description import parse_description
 from peerline.ice.gather import IceTransportConfig
 from peerline.peer.description import Kind, PeerDescription
-from peerline.peer.signal import Receive, Send
+from peerline.peer.signal import Receive, Send, SignalTimeoutError
 from peerline.session.config import SessionConfig, SessionRole
 from peerline.session.errors import SessionClosed
 from peerline.session.identity import Identity
@@ -97,14 +98,15 @@ async def establish(
             await ice.gathered(gather_limit)
             timings.gathered = loop.time() - started
             await send(_describe(kind, identity, ice))
-            async with asyncio.TaskGroup() as group:
-                keeper = group.create_task(_keep_bindings(ice))
-                try:
-                    remote = await asyncio.wait_for(receive(Kind.ANSWER), config.signal_timeout)
-                finally:
-                    keeper.cancel()
+            keeper = asyncio.create_task(_keep_bindings(ice))
+            try:
+                remote = await _receive(receive, Kind.ANSWER, config.signal_timeout)
+            finally:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper  # owned: an error of its own surfaces here
         else:
-            remote = await asyncio.wait_for(receive(Kind.OFFER), config.signal_timeout)
+            remote = await _receive(receive, Kind.OFFER, config.signal_timeout)
             await ice.gathered(gather_limit)
             timings.gathered = loop.time() - started
         timings.signalled = loop.time() - started
@@ -134,6 +136,13 @@ async def establish(
         await ice.close()
         raise
     return Link(kind=kind, ice=ice, session=session, path=path, timings=timings)
+
+
+async def _receive(receive: Receive, kind: Kind, timeout: float) -> PeerDescription:
+    try:
+        return await asyncio.wait_for(receive(kind), timeout)
+    except TimeoutError:
+        raise SignalTimeoutError(f"no {kind.value} came within {timeout:g} s") from None
 
 
 BINDING_REFRESH_S = 15.0
