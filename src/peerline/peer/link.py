@@ -95,7 +95,7 @@ async def establish(
         await ice.start()
         gather_limit = config.ice.stun_timeout + config.ice.turn_timeout + 5.0
         if kind is Kind.OFFER:
-            await ice.gathered(gather_limit)
+            await _gathered(ice, gather_limit)
             timings.gathered = loop.time() - started
             await send(_describe(kind, identity, ice))
             keeper = asyncio.create_task(_keep_bindings(ice))
@@ -107,7 +107,7 @@ async def establish(
                     await keeper  # owned: an error of its own surfaces here
         else:
             remote = await _receive(receive, Kind.OFFER, config.signal_timeout)
-            await ice.gathered(gather_limit)
+            await _gathered(ice, gather_limit)
             timings.gathered = loop.time() - started
         timings.signalled = loop.time() - started
         session = PeerSession(
@@ -136,6 +136,13 @@ async def establish(
         await ice.close()
         raise
     return Link(kind=kind, ice=ice, session=session, path=path, timings=timings)
+
+
+async def _gathered(ice: IceTransport, limit: float) -> None:
+    try:
+        await ice.gathered(limit)
+    except TimeoutError:
+        raise ConnectError(f"gathering candidates took more than {limit:g} s") from None
 
 
 async def _receive(receive: Receive, kind: Kind, timeout: float) -> PeerDescription:
