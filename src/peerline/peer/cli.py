@@ -259,44 +259,53 @@ _Signals = tuple[signal.Send, signal.Receive]
 _SignalFactory = Callable[[ThreadedReader | None, _Console], _Signals]
 
 
-def _offer_signals(args: argparse.Namespace) -> _SignalFactory:
+def _signals(
+    *,
+    send_to: Path | None,
+    receive_from: Path | None,
+    hint: str,
+    wait: float,
+    given: PeerDescription | None = None,
+) -> _SignalFactory:
+    """Ours to a file or printed with `hint`; theirs `given`, from a file, or pasted."""
+
     def make(terminal: ThreadedReader | None, console: _Console) -> _Signals:
         async def send(description: PeerDescription) -> None:
-            if args.offer_to is not None:
-                signal.write_file(args.offer_to, description)
-                console.say(f"offer written to {args.offer_to}")
+            if send_to is not None:
+                signal.write_file(send_to, description)
+                console.say(f"{description.kind.value} written to {send_to}")
             else:
-                signal.print_blob(sys.stderr, description, "paste it into `peerline answer`")
+                signal.print_blob(sys.stderr, description, hint)
 
         async def receive(expect: Kind) -> PeerDescription:
-            if args.answer_from is not None:
-                return await signal.wait_for_file(args.answer_from, expect, args.wait)
+            if given is not None:
+                return given
+            if receive_from is not None:
+                return await signal.wait_for_file(receive_from, expect, wait)
             return await signal.paste(_need(terminal), expect, sys.stderr)
 
         return send, receive
 
     return make
+
+
+def _offer_signals(args: argparse.Namespace) -> _SignalFactory:
+    return _signals(
+        send_to=args.offer_to,
+        receive_from=args.answer_from,
+        hint="paste it into `peerline answer`",
+        wait=args.wait,
+    )
 
 
 def _answer_signals(args: argparse.Namespace) -> _SignalFactory:
-    def make(terminal: ThreadedReader | None, console: _Console) -> _Signals:
-        async def send(description: PeerDescription) -> None:
-            if args.answer_to is not None:
-                signal.write_file(args.answer_to, description)
-                console.say(f"answer written to {args.answer_to}")
-            else:
-                signal.print_blob(sys.stderr, description, "paste it back into `peerline offer`")
-
-        async def receive(expect: Kind) -> PeerDescription:
-            if isinstance(args.offer, PeerDescription):
-                return args.offer
-            if args.offer_from is not None:
-                return await signal.wait_for_file(args.offer_from, expect, args.wait)
-            return await signal.paste(_need(terminal), expect, sys.stderr)
-
-        return send, receive
-
-    return make
+    return _signals(
+        send_to=args.answer_to,
+        receive_from=args.offer_from,
+        hint="paste it back into `peerline offer`",
+        wait=args.wait,
+        given=args.offer if isinstance(args.offer, PeerDescription) else None,
+    )
 
 
 def _need(terminal: ThreadedReader | None) -> ThreadedReader:
