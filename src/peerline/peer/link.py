@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass, field
 
 from peerline.errors import PeerlineError
@@ -25,8 +24,6 @@ from peerline.session.errors import SessionClosed
 from peerline.session.identity import Identity
 from peerline.session.path import PathInfo
 from peerline.session.quic import PeerSession
-
-log = logging.getLogger(__name__)
 
 
 class ConnectError(PeerlineError):
@@ -56,7 +53,6 @@ class Timings:
     gathered: float = 0.0
     signalled: float = 0.0
     """Both descriptions known here (for the offerer: the answer arrived)."""
-    ice_connected: float = 0.0
     session_connected: float = 0.0
 
     @property
@@ -126,7 +122,6 @@ async def establish(
             path = await ice.connected(limit)
         except TimeoutError:
             raise ConnectError(f"no path to the peer within {limit:g} s") from None
-        timings.ice_connected = loop.time() - started
         try:
             await session.connect(config.connect_timeout)
         except SessionClosed as error:
@@ -146,6 +141,7 @@ async def _gathered(ice: IceTransport, limit: float) -> None:
 
 
 async def _receive(receive: Receive, kind: Kind, timeout: float) -> PeerDescription:
+    """The peer's description, however it travels; the one bound on waiting for it."""
     try:
         return await asyncio.wait_for(receive(kind), timeout)
     except TimeoutError:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import Callable
 
 CHUNK = 64 * 1024
 _QUEUE_CHUNKS = 16
@@ -83,7 +82,6 @@ class ThreadedWriter:
         self._failure: OSError | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
-        self._handoff: Callable[[], bytes | None] | None = None
 
     def _run(self) -> None:
         while True:
