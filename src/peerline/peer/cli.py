@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -217,17 +217,28 @@ class _Console:
 
 
 def _run_offer(args: argparse.Namespace) -> int:
-    config = link_config(args)
-    return aio.run(_main(args, Kind.OFFER, config, _offer_signals(args)))
+    plan = _SignalPlan(
+        send_to=args.offer_to,
+        receive_from=args.answer_from,
+        hint="paste it into `peerline answer`",
+    )
+    return aio.run(_main(args, Kind.OFFER, link_config(args), plan))
 
 
 def _run_answer(args: argparse.Namespace) -> int:
+    given = None
     if args.offer is not None:  # a mistyped offer is refused before anything starts
-        args.offer = PeerDescription.from_blob(args.offer, expect=Kind.OFFER)
-        parse_description(args.offer.ice)
+        given = PeerDescription.from_blob(args.offer, expect=Kind.OFFER)
+        parse_description(given.ice)
+    plan = _SignalPlan(
+        send_to=args.answer_to,
+        receive_from=args.offer_from,
+        hint="paste it back into `peerline offer`",
+        given=given,
+    )
     pasted_answer = args.answer_to is None
     config = link_config(args, wait_for_peer=PASTE_ALLOWANCE if pasted_answer else 0.0)
-    return aio.run(_main(args, Kind.ANSWER, config, _answer_signals(args)))
+    return aio.run(_main(args, Kind.ANSWER, config, plan))
 
 
 def _run_connect(args: argparse.Namespace) -> int:
@@ -235,98 +246,59 @@ def _run_connect(args: argparse.Namespace) -> int:
     directory: Path = args.directory
     offering = signal.claim_offer(directory, stale_after=config.signal_timeout)
     kind = Kind.OFFER if offering else Kind.ANSWER
-    mine = directory / ("offer" if offering else "answer")
-    theirs = directory / ("answer" if offering else "offer")
-
-    def signals(_: ThreadedReader | None, console: _Console) -> _Signals:
-        async def send(description: PeerDescription) -> None:
-            signal.write_file(mine, description)
-            console.say(f"{kind.value} written to {mine}; waiting for the peer")
-
-        async def receive(expect: Kind) -> PeerDescription:
-            return await signal.wait_for_file(theirs, expect, config.signal_timeout)
-
-        return send, receive
-
+    plan = _SignalPlan(
+        send_to=directory / ("offer" if offering else "answer"),
+        receive_from=directory / ("answer" if offering else "offer"),
+        hint="",
+    )
     try:
-        return aio.run(_main(args, kind, config, signals))
+        return aio.run(_main(args, kind, config, plan))
     finally:
         if offering:
             signal.release_offer(directory)
 
 
-_Signals = tuple[signal.Send, signal.Receive]
-_SignalFactory = Callable[[ThreadedReader | None, _Console], _Signals]
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _SignalPlan:
+    """How our description leaves (a file, else printed with `hint`) and how the
+    peer's arrives (`given` on the command line, a file, else pasted)."""
 
+    send_to: Path | None
+    receive_from: Path | None
+    hint: str
+    given: PeerDescription | None = None
 
-def _signals(
-    *,
-    send_to: Path | None,
-    receive_from: Path | None,
-    hint: str,
-    wait: float,
-    given: PeerDescription | None = None,
-) -> _SignalFactory:
-    """Ours to a file or printed with `hint`; theirs `given`, from a file, or pasted."""
+    @property
+    def needs_terminal(self) -> bool:
+        return self.given is None and self.receive_from is None
 
-    def make(terminal: ThreadedReader | None, console: _Console) -> _Signals:
+    def signals(
+        self, terminal: ThreadedReader | None, console: _Console
+    ) -> tuple[signal.Send, signal.Receive]:
         async def send(description: PeerDescription) -> None:
-            if send_to is not None:
-                signal.write_file(send_to, description)
-                console.say(f"{description.kind.value} written to {send_to}")
+            if self.send_to is not None:
+                signal.write_file(self.send_to, description)
+                console.say(f"{description.kind.value} written to {self.send_to}")
             else:
-                signal.print_blob(sys.stderr, description, hint)
+                signal.print_blob(sys.stderr, description, self.hint)
 
         async def receive(expect: Kind) -> PeerDescription:
-            if given is not None:
-                return given
-            if receive_from is not None:
-                return await signal.wait_for_file(receive_from, expect, wait)
-            return await signal.paste(_need(terminal), expect, sys.stderr)
+            if self.given is not None:
+                return self.given
+            if self.receive_from is not None:
+                return await signal.wait_for_file(self.receive_from, expect)
+            if terminal is None:
+                raise UsageError("no terminal to paste into: give the other side's text as a file")
+            return await signal.paste(terminal, expect, sys.stderr)
 
         return send, receive
-
-    return make
-
-
-def _offer_signals(args: argparse.Namespace) -> _SignalFactory:
-    return _signals(
-        send_to=args.offer_to,
-        receive_from=args.answer_from,
-        hint="paste it into `peerline answer`",
-        wait=args.wait,
-    )
-
-
-def _answer_signals(args: argparse.Namespace) -> _SignalFactory:
-    return _signals(
-        send_to=args.answer_to,
-        receive_from=args.offer_from,
-        hint="paste it back into `peerline offer`",
-        wait=args.wait,
-        given=args.offer if isinstance(args.offer, PeerDescription) else None,
-    )
-
-
-def _need(terminal: ThreadedReader | None) -> ThreadedReader:
-    if terminal is None:
-        raise UsageError("no terminal to paste into: give the other side's text as a file")
-    return terminal
-
-
-def _needs_paste(args: argparse.Namespace, kind: Kind) -> bool:
-    if getattr(args, "directory", None) is not None:
-        return False
-    if kind is Kind.OFFER:
-        return args.answer_from is None
-    return args.offer is None and args.offer_from is None
 
 
 async def _main(
     args: argparse.Namespace,
     kind: Kind,
     config: LinkConfig,
-    make_signals: _SignalFactory,
+    plan: _SignalPlan,
 ) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -335,9 +307,9 @@ async def _main(
     console = _Console(args.quiet)
     stdin = ThreadedReader(sys.stdin.fileno())
     terminal: ThreadedReader | None = None
-    if _needs_paste(args, kind):
+    if plan.needs_terminal:
         terminal = stdin if os.isatty(sys.stdin.fileno()) else _open_terminal()
-    send, receive = make_signals(terminal, console)
+    send, receive = plan.signals(terminal, console)
     report = Report(role=kind.value)
     try:
         identity = _identity(args)

@@ -71,19 +71,14 @@ def write_file(path: Path, description: PeerDescription) -> None:
     partial.replace(path)
 
 
-async def wait_for_file(
-    path: Path, expect: Kind, timeout: float, *, newer_than: float = 0.0
-) -> PeerDescription:
-    """Poll for `path` (bounded by `timeout`) and read the description in it."""
-    deadline = time.monotonic() + timeout
+async def wait_for_file(path: Path, expect: Kind) -> PeerDescription:
+    """Poll for `path` and read the description in it. It polls until cancelled: the
+    caller bounds the wait (`establish` does, for every way a description travels)."""
     while True:
         with contextlib.suppress(FileNotFoundError):
-            if path.stat().st_mtime >= newer_than:
-                text = path.read_text()
-                if text.strip():
-                    return PeerDescription.from_blob(text, expect=expect)
-        if time.monotonic() >= deadline:
-            raise SignalTimeoutError(f"no {expect.value} appeared in {path} within {timeout:g} s")
+            text = path.read_text()
+            if text.strip():
+                return PeerDescription.from_blob(text, expect=expect)
         await asyncio.sleep(_POLL)
 
 
