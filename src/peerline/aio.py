@@ -36,13 +36,9 @@ class DeadlineTimer:
         self._handle: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
 
-    @property
-    def deadline(self) -> float | None:
-        return self._deadline
-
     def set(self, deadline: float | None) -> None:
         """Wake at `deadline` (loop time; a past one means as soon as possible), or never."""
-        if deadline == self._deadline and (deadline is None or self._handle is not None):
+        if deadline == self._deadline:  # a deadline is set exactly while a handle is armed
             return
         self.cancel()
         self._deadline = deadline
