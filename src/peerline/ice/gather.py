@@ -35,7 +35,7 @@ from peerline.ice.agent import Transmit
 from peerline.ice.birthday import BirthdayConfig, Mapping, combine_mappings, judge_mapping
 from peerline.ice.candidate import MAX_LOCAL_PREFERENCE, Candidate, CandidateType
 from peerline.ice.config import IceConfig
-from peerline.net import InterfaceAddress, parse_port
+from peerline.net import InterfaceAddress, format_address, parse_port
 from peerline.stun import (
     AddressFamily,
     ClientTransaction,
@@ -77,7 +77,7 @@ class StunServer:
             raise UsageError(f"STUN server port out of range 1-65535: {self.port}")
 
     def __str__(self) -> str:
-        return f"stun:{_uri_host(self.host)}:{self.port}"
+        return f"stun:{format_address((self.host, self.port))}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,16 +112,12 @@ class TurnServer:
     def __str__(self) -> str:
         scheme = "turns" if self.transport is Transport.TLS else "turn"
         query = "?transport=tcp" if self.transport is Transport.TCP else ""
-        return f"{scheme}:{_uri_host(self.host)}:{self.port}{query}"
+        return f"{scheme}:{format_address((self.host, self.port))}{query}"
 
 
 def _check_host(host: str) -> None:
     if not host or any(c in host for c in " /?#@[]") or host.count(":") == 1:
         raise UsageError(f"bad server host {host!r}")
-
-
-def _uri_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 def _split_authority(text: str, default_port: int, uri: str) -> tuple[str, int]:
@@ -334,7 +330,6 @@ class Gatherer:
         """Per IPv4 base: destination -> the address it saw us at."""
         self._asked_other: set[TransportAddress] = set()
         self._events: deque[GatherEvent] = deque()
-        self._out: list[Transmit] = []
         self._finished = False
         self._relay_only = config.policy is CandidatePolicy.RELAY
         self._timers = TransactionConfig(
@@ -474,11 +469,11 @@ class Gatherer:
         return min(times, default=None)
 
     def datagrams_to_send(self, now: float) -> list[Transmit]:
-        out, self._out = self._out, []
-        for query in self._queries.values():
-            for data in query.transaction.datagrams_to_send(now):
-                out.append(Transmit(data, query.base, query.address))
-        return out
+        return [
+            Transmit(data, query.base, query.address)
+            for query in self._queries.values()
+            for data in query.transaction.datagrams_to_send(now)
+        ]
 
     def next_event(self) -> GatherEvent | None:
         return self._events.popleft() if self._events else None
