@@ -325,8 +325,6 @@ class NetfilterQueue:
                 size = sock.recv_into(buffer)
             except BlockingIOError:
                 return
-            except InterruptedError:
-                continue
             except OSError as error:
                 if error.errno != errno.ENOBUFS:
                     raise DelayLineError(f"reading queue {self.config.queue}: {error}") from None
