@@ -20,14 +20,13 @@ inside the lab's namespaces.
 
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+from bench_stun import cpu_seconds  # the same CPU reading as the other benchmarks
 from peerline.lab import builder, builtin
 from peerline.lab.lab import Lab, teardown
 from peerline.lab.profiles import LinkShape
@@ -112,11 +111,6 @@ def delay_lines(lab: Lab) -> dict[str, int]:
     """One delay-line pid per host that has one."""
     found = {host: builder.delay_line_pids(lab.namespace(host)) for host in lab.hosts}
     return {host: pids[0] for host, pids in found.items() if pids}
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def transfer(lab: Lab, transport: str, size: int, pace: float) -> tuple[float, float]:
