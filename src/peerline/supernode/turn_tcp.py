@@ -49,7 +49,6 @@ class _PeerLink:
         "client_done",
         "client_full",
         "client_throttled",
-        "connecting",
         "id",
         "peer_done",
         "peer_throttled",
@@ -65,7 +64,6 @@ class _PeerLink:
         #: Bytes from the client the peer has not taken yet.
         self.pending = bytearray()
         self.reading = False
-        self.connecting = False
         #: Each side's end of stream (a half close is passed on to the other side).
         self.client_done = False
         self.peer_done = False
@@ -164,13 +162,11 @@ class TcpRelaySockets:
             self._core.tcp.peer_connect_failed(action.connection)
             return
         link = _PeerLink(action.connection, sock)
-        link.connecting = True
         self._links[action.connection] = link
         self._loop.add_writer(sock.fileno(), self._connected, link)
 
     def _connected(self, link: _PeerLink) -> None:
         self._loop.remove_writer(link.sock.fileno())
-        link.connecting = False
         error = link.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         now = self._time()
         if error or not self._core.tcp.peer_connected(link.id, now):
