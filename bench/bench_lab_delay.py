@@ -37,7 +37,7 @@ PORT = 7200
 DATAGRAM = 1200
 
 TCP_RECEIVER = """
-import socket, sys, time
+import socket, sys
 listener = socket.create_server((sys.argv[1], int(sys.argv[2])))
 print("ready", flush=True)
 listener.settimeout(60)
