@@ -166,7 +166,6 @@ class IceTransport:
         self._timer = DeadlineTimer(self._loop, self._fire)
         self._last_fired = float("-inf")
         self._tasks: set[asyncio.Task[None]] = set()
-        self._failure: BaseException | None = None
         self._connected: asyncio.Future[PathInfo] = self._loop.create_future()
         self._gathered: asyncio.Future[None] = self._loop.create_future()
         self._relays_pending = len(self.config.turn_servers)
@@ -270,10 +269,10 @@ class IceTransport:
         self._tasks.discard(task)
         if task.cancelled() or task.exception() is None:
             return
-        self._failure = task.exception()
-        self._log.error("ICE transport task failed", exc_info=self._failure)
+        failure = task.exception()
+        self._log.error("ICE transport task failed", exc_info=failure)
         if not self._connected.done():
-            self._connected.set_exception(IceFailed(f"internal error: {self._failure!r}"))
+            self._connected.set_exception(IceFailed(f"internal error: {failure!r}"))
 
     # -- gathering ----------------------------------------------------------------------
 
@@ -388,7 +387,7 @@ class IceTransport:
 
     @property
     def gathering_done(self) -> bool:
-        return self._gathered.done() and not self._gathered.cancelled()
+        return self._gathered.done()
 
     async def gathered(self, timeout: float | None = None) -> None:
         """Wait until every candidate is known (end-of-candidates)."""
@@ -447,10 +446,15 @@ class IceTransport:
             self._log.debug("remote candidate ignored: %s", error)
             return
         if candidate.is_resolved:
-            self._peer_addresses.add(candidate.address)
-            for relay in self._relayed.values():
-                relay.permit(candidate.address.ip)
+            self._learn_peer(candidate.address)
         self._service()
+
+    def _learn_peer(self, address: TransportAddress) -> None:
+        """A peer address ICE may use: its data reaches the listener, and every
+        relay lets it in."""
+        self._peer_addresses.add(address)
+        for relay in self._relayed.values():
+            relay.permit(address.ip)
 
     def end_of_remote_candidates(self) -> None:
         """The peer will trickle no more (idempotent)."""
@@ -701,9 +705,7 @@ class IceTransport:
                         if not self._connected.done():
                             self._connected.set_exception(IceFailed(f"ICE failed: {reason}"))
                 case NewPeerReflexiveCandidate(candidate=candidate, local=False):
-                    self._peer_addresses.add(candidate.address)
-                    for relay in self._relayed.values():
-                        relay.permit(candidate.address.ip)
+                    self._learn_peer(candidate.address)
                 case IceRestarted(generation=generation, by_peer=by_peer):
                     self._log.info(
                         "ICE restart %d (by %s)", generation, "peer" if by_peer else "us"
