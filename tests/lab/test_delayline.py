@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from peerline.lab import builder, builtin, netns
 from peerline.lab.lab import Lab, teardown
 from peerline.lab.profiles import LinkShape, parse_nat
 from peerline.lab.topology import Topology
+from tests.support.procs import wait_until
 
 pytestmark = [
     pytest.mark.lab,
@@ -115,13 +115,6 @@ def running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def wait_gone(pid: int, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while running(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return not running(pid)
-
-
 def test_a_burst_of_2000_datagrams_passes_whole_and_in_order_through_a_symmetric_nat() -> None:
     """Two delayed access links (nat-a's and the server's); the burst starts a new flow
     behind a NAT drawing random ports, so a packet held after conntrack would show up
@@ -153,7 +146,7 @@ def test_a_dead_delay_line_drops_instead_of_skipping_the_delay() -> None:
         assert len(burst(lab, 20, 100)["numbers"]) == 20  # the path works
         (pid,) = delay_line_pids(lab)["server"]
         os.kill(pid, signal.SIGKILL)  # as if it crashed
-        assert wait_gone(pid)
+        wait_until(lambda: not running(pid), 5.0, "the killed delay line to end")
         assert burst(lab, 20, 100, idle=1.0)["numbers"] == []
 
 
