@@ -236,26 +236,25 @@ class TcpRelaySockets:
             else:
                 link.client.resume_reading()
 
+    def _throttle(self, link: _PeerLink, peer: bool, throttled: bool) -> None:
+        """Hold back (or let go) the peer side or the client side of `link`."""
+        if peer:
+            link.peer_throttled = throttled
+            self._update_peer(link)
+        else:
+            link.client_throttled = throttled
+            self._update_client(link)
+
     def _unthrottle(self, link: _PeerLink, peer: bool) -> None:
         if link.id in self._links:
-            if peer:
-                link.peer_throttled = False
-                self._update_peer(link)
-            else:
-                link.client_throttled = False
-                self._update_client(link)
+            self._throttle(link, peer, False)
 
     def _charge(self, link: _PeerLink, n: int, peer: bool) -> None:
         """Hold back the side that sent `n` bytes while the allocation's budget refills."""
         delay = self._core.tcp.charge(link.id, n, self._time())
         if delay <= 0:
             return
-        if peer:
-            link.peer_throttled = True
-            self._update_peer(link)
-        else:
-            link.client_throttled = True
-            self._update_client(link)
+        self._throttle(link, peer, True)
         self._loop.call_later(delay, self._unthrottle, link, peer)
 
     def _peer_readable(self, link: _PeerLink) -> None:
