@@ -143,12 +143,10 @@ class Identity:
         peer can pin it once.
         """
         directory = state_dir / "identity"
-        pair = certs.CertificatePair(directory / "cert.pem", directory / "key.pem")
-        if not (pair.certificate.is_file() and pair.key.is_file()):
-            try:
-                pair = certs.create_self_signed(directory)
-            except OSError as error:
-                raise IdentityError(f"cannot create an identity in {directory}: {error}") from None
+        try:
+            pair = certs.load_or_create(None, None, directory)
+        except OSError as error:
+            raise IdentityError(f"cannot create an identity in {directory}: {error}") from None
         return cls.load(pair.certificate, pair.key)
 
     @classmethod
