@@ -72,6 +72,7 @@ from peerline.ice.gather import (
     ServerFailed,
     StunServer,
     TurnServer,
+    same_scope,
     select_host_addresses,
 )
 from peerline.ice.messages import keepalive_indication
@@ -361,12 +362,11 @@ class IceTransport:
     def _socket_toward(self, server: Address) -> _HostSocket | None:
         """The host socket a UDP allocation runs on: same family, and loopback only
         for a loopback server."""
-        loopback = server[0].startswith("127.") or server[0] == "::1"
         fallback = None
         for base, host in self._sockets.items():
             if (":" in base.ip) != (":" in server[0]):
                 continue
-            if (base.ip.startswith("127.") or base.ip == "::1") == loopback:
+            if same_scope(base.ip, server[0]):
                 return host
             fallback = fallback or host
         return fallback

@@ -492,7 +492,7 @@ class Gatherer:
     ) -> None:
         if self._relay_only:
             return  # nothing reflexive is signalled: no need to ask
-        if address.family != base.family or not _same_scope(address.ip, base.ip):
+        if address.family != base.family or not same_scope(address.ip, base.ip):
             return  # a loopback socket cannot reach a remote server, nor the reverse
         request = MessageBuilder(Method.BINDING, MessageClass.REQUEST).encode(fingerprint=True)
         transaction = ClientTransaction(
@@ -546,5 +546,6 @@ class Gatherer:
         self._events.append(CandidateGathered(candidate=candidate, base=base))
 
 
-def _same_scope(a: str, b: str) -> bool:
+def same_scope(a: str, b: str) -> bool:
+    """Both loopback or neither: a loopback socket reaches only loopback servers."""
     return ipaddress.ip_address(a).is_loopback == ipaddress.ip_address(b).is_loopback
