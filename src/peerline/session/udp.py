@@ -12,12 +12,10 @@ import asyncio
 import logging
 from typing import cast
 
-from peerline.net import format_address
+from peerline.net import Address, format_address
 from peerline.session.path import PathInfo, PathListener
 
 log = logging.getLogger(__name__)
-
-Address = tuple[str, int]
 
 
 class UdpPath(asyncio.DatagramProtocol):
