@@ -209,11 +209,11 @@ class TurnService:
             if endpoint is None or endpoint.transport is None:
                 return None
             return _Route(endpoint.transport.sendto, source, None)
-        listener = self._streams.get((local, transport))
-        connection = listener.connection(source) if listener is not None else None
+        connection = self._client_connection(client)
         return None if connection is None else _Route(None, source, connection.write)
 
     def _client_connection(self, client: ClientKey) -> StreamConnection | None:
+        """The TCP/TLS connection of a stream client, if it is still open."""
         listener = self._streams.get((client[2], client[0]))
         return None if listener is None else listener.connection(client[1])
 
@@ -272,8 +272,7 @@ class TurnService:
         """A stream client with an allocation is not closed for idleness (RFC 8656 §3.1)."""
         if client[0] == Transport.UDP:
             return
-        listener = self._streams.get((client[2], client[0]))
-        connection = listener.connection(client[1]) if listener else None
+        connection = self._client_connection(client)
         if connection is not None:
             connection.pin(pinned)
 
