@@ -4,8 +4,7 @@ Two fresh identities pin each other's fingerprints, connect over real UDP
 sockets on 127.0.0.1, send a stream of random bytes (checked by SHA-256) and
 messages both ways, and print what happened: the fingerprints, the time to
 connect and the throughput. It shows that the session layer works on this
-machine before any NAT is involved. `register` lets the `peerline` command
-carry it as a subcommand too.
+machine before any NAT is involved.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from peerline import aio
 from peerline.errors import PeerlineError
@@ -193,16 +192,6 @@ def handle(args: argparse.Namespace) -> int:
     order = "in order" if result.messages_in_order else "OUT OF ORDER OR MISSING"
     print(f"{args.messages} messages each way, {order}")
     return 0 if result.verified and result.messages_in_order else 1
-
-
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    parser = subparsers.add_parser(
-        "session-selftest",
-        help="two QUIC peer sessions over loopback UDP: handshake, stream, messages",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
-    )
-    add_arguments(parser)
-    parser.set_defaults(handler=handle)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
