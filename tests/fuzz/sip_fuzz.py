@@ -26,6 +26,7 @@ from peerline.sip.framing import MessageBytes, StreamFramer
 from peerline.sip.message import HeaderFields
 from peerline.sip.methods import Transport
 from peerline.users import User, UserDirectory
+from tests.fuzz.fuzzing import inputs, main, mutate_bytes
 from tests.unit.test_sip_rfc4475 import ARCHIVE_SHA256
 from tests.unit.test_sip_rfc4475_invalid import ACCEPTED, INVALID
 
@@ -176,13 +177,7 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
     buf = bytearray(data)
     for _ in range(rng.randint(1, 4)):
         how = rng.randrange(7)
-        if how == 0 and buf:
-            del buf[rng.randrange(len(buf)) :]
-        elif how == 1 and buf:
-            buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
-        elif how == 2 and buf:
-            buf[rng.randrange(len(buf))] = rng.randrange(256)
-        elif how == 3:
+        if how == 3:
             junk = rng.choice(
                 [b";", b",", b":", b"<", b">", b'"', b"\\", b"\r\n", b" ", b"%", b"["]
             )
@@ -201,20 +196,8 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
             pos = rng.randrange(len(buf) + 1)
             buf[pos:pos] = str(rng.choice([0, 1, 65535, 65536, 2**32, 10**30])).encode()
         else:
-            buf += rng.randbytes(rng.randrange(9))
+            mutate_bytes(rng, buf, how)
     return bytes(buf)
-
-
-def inputs(count: int, seed: int) -> list[bytes]:
-    rng = random.Random(seed)
-    corpus = seeds()
-    out = []
-    for i in range(count):
-        if i % 10 == 0:
-            out.append(rng.randbytes(rng.randrange(80)))
-        else:
-            out.append(mutate(rng, corpus[i % len(corpus)]))
-    return out
 
 
 def run(count: int, seed: int = 0, *, element_every: int = 1) -> tuple[int, ElementTarget]:
@@ -222,7 +205,7 @@ def run(count: int, seed: int = 0, *, element_every: int = 1) -> tuple[int, Elem
     element. Returns how many parsed, and the element (to check it still serves)."""
     element = ElementTarget()
     parsed = 0
-    for i, data in enumerate(inputs(count, seed)):
+    for i, data in enumerate(inputs(count, seed, seeds(), mutate, 80)):
         parsed += parse_target(data)
         if i % element_every == 0:
             element(data)
@@ -230,18 +213,5 @@ def run(count: int, seed: int = 0, *, element_every: int = 1) -> tuple[int, Elem
     return parsed, element
 
 
-def main(argv: list[str]) -> None:
-    """Command line: a count for the random loop, or --atheris."""
-    if argv[:1] == ["--atheris"]:
-        import atheris  # type: ignore[import-not-found]  # noqa: PLC0415 (optional)
-
-        atheris.Setup(sys.argv[:1] + argv[1:], parse_target)
-        atheris.Fuzz()
-        return
-    count = int(argv[0]) if argv else 200_000
-    parsed, _ = run(count, seed=random.randrange(2**32))
-    sys.stdout.write(f"{count} inputs, {parsed} parsed, no unexpected exception\n")
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main(sys.argv[1:], parse_target, lambda count, seed: run(count, seed)[0], 200_000)

@@ -25,6 +25,7 @@ from peerline.stun import (
     verify_message_integrity,
     verify_message_integrity_sha256,
 )
+from tests.fuzz.fuzzing import inputs, main, mutate_bytes
 
 _PROPERTIES = [
     name
@@ -77,46 +78,18 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
     buf = bytearray(data)
     for _ in range(rng.randint(1, 4)):
         how = rng.randrange(5)
-        if how == 0 and buf:
-            del buf[rng.randrange(len(buf)) :]
-        elif how == 1 and buf:
-            buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
-        elif how == 2 and buf:
-            buf[rng.randrange(len(buf))] = rng.randrange(256)
-        elif how == 3 and len(buf) >= 4:
+        if how == 3 and len(buf) >= 4:
             pos = rng.randrange(0, len(buf) - 3) & ~3 if rng.random() < 0.5 else 2
             struct.pack_into(">H", buf, pos + 2 if pos >= 20 else 2, rng.randrange(0x10000))
         else:
-            buf += rng.randbytes(rng.randrange(9))
+            mutate_bytes(rng, buf, how)
     return bytes(buf)
 
 
 def run(count: int, seed: int = 0) -> int:
     """Run `count` inputs; returns how many parsed."""
-    rng = random.Random(seed)
-    corpus = seeds()
-    parsed = 0
-    for i in range(count):
-        if i % 10 == 0:
-            data = rng.randbytes(rng.randrange(64))
-        else:
-            data = mutate(rng, corpus[i % len(corpus)])
-        parsed += target(data)
-    return parsed
-
-
-def main(argv: list[str]) -> None:
-    """Command line: a count for the random loop, or --atheris."""
-    if argv[:1] == ["--atheris"]:
-        import atheris  # type: ignore[import-not-found]  # noqa: PLC0415 (optional)
-
-        atheris.Setup(sys.argv[:1] + argv[1:], target)
-        atheris.Fuzz()
-        return
-    count = int(argv[0]) if argv else 1_000_000
-    parsed = run(count, seed=random.randrange(2**32))
-    sys.stdout.write(f"{count} inputs, {parsed} parsed, no unexpected exception\n")
+    return sum(target(data) for data in inputs(count, seed, seeds(), mutate, 64))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main(sys.argv[1:], target, run, 1_000_000)
