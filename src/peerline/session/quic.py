@@ -123,11 +123,7 @@ class PeerSession:
     async def open_stream(self) -> StreamPair:
         """A new reliable byte stream to the peer; it sees it with `accept_stream()`."""
         self._check_open()
-        try:
-            stream_id = self._core.open_stream()
-        except SessionUsageError:
-            raise self._closed_error() from None
-        transport = self._new_stream(stream_id)
+        transport = self._new_stream(self._core.open_stream())
         return transport.reader, transport.writer
 
     async def accept_stream(self) -> StreamPair:
