@@ -200,15 +200,14 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
     return bytes(buf)
 
 
-def run(count: int, seed: int = 0, *, element_every: int = 1) -> tuple[int, ElementTarget]:
-    """Run `count` inputs through the parser; every `element_every`-th also through the
-    element. Returns how many parsed, and the element (to check it still serves)."""
+def run(count: int, seed: int = 0) -> tuple[int, ElementTarget]:
+    """Run `count` inputs through the parser and the element. Returns how many
+    parsed, and the element (to check it still serves)."""
     element = ElementTarget()
     parsed = 0
-    for i, data in enumerate(inputs(count, seed, seeds(), mutate, 80)):
+    for data in inputs(count, seed, seeds(), mutate, 80):
         parsed += parse_target(data)
-        if i % element_every == 0:
-            element(data)
+        element(data)
     element.finish()
     return parsed, element
 
