@@ -7,11 +7,10 @@ import re
 import socket
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.interop.sip_support import sip_serve
+from tests.interop.sip_support import SipServe, sip_serve
 from tests.support.procs import require_program
 
 pytestmark = pytest.mark.interop
@@ -28,18 +27,11 @@ OPTIONS = (
 )
 
 
-class Ports:
-    def __init__(self, sip: int, ws: int, log: Path) -> None:
-        self.sip = sip
-        self.ws = ws
-        self.log = log
-
-
 @pytest.fixture(scope="module")
-def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ports]:
+def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SipServe]:
     tmp = tmp_path_factory.mktemp("sip-transports")
     with sip_serve(tmp, {"alice": "wonderland"}, ws=True) as serve:
-        yield Ports(serve.sip, serve.ws, serve.log)
+        yield serve
 
 
 def read_until(conn: socket.socket, marker: bytes, limit: int = 65536) -> bytes:
@@ -52,7 +44,7 @@ def read_until(conn: socket.socket, marker: bytes, limit: int = 65536) -> bytes:
     return data
 
 
-def test_stun_keepalive_on_the_sip_udp_port_reflects_the_phone(ports: Ports) -> None:
+def test_stun_keepalive_on_the_sip_udp_port_reflects_the_phone(ports: SipServe) -> None:
     require_program("turnutils_stunclient", "coturn")
     done = subprocess.run(
         ["turnutils_stunclient", "-p", str(ports.sip), "-L", "127.0.0.1", "127.0.0.1"],
@@ -65,7 +57,7 @@ def test_stun_keepalive_on_the_sip_udp_port_reflects_the_phone(ports: Ports) -> 
     assert re.search(r"UDP reflexive addr: 127\.0\.0\.1:\d+", done.stdout), done.stdout
 
 
-def test_crlf_ping_on_tcp_gets_a_pong_and_the_connection_stays_usable(ports: Ports) -> None:
+def test_crlf_ping_on_tcp_gets_a_pong_and_the_connection_stays_usable(ports: SipServe) -> None:
     with socket.create_connection(("127.0.0.1", ports.sip), timeout=5) as conn:
         conn.sendall(b"\r\n\r\n")
         assert conn.recv(16) == b"\r\n"  # RFC 5626 §4.4.1: the pong is one CRLF
@@ -75,7 +67,7 @@ def test_crlf_ping_on_tcp_gets_a_pong_and_the_connection_stays_usable(ports: Por
         assert conn.recv(16) == b"\r\n"
 
 
-def test_a_stream_that_loses_its_framing_is_closed_and_others_go_on(ports: Ports) -> None:
+def test_a_stream_that_loses_its_framing_is_closed_and_others_go_on(ports: SipServe) -> None:
     with socket.create_connection(("127.0.0.1", ports.sip), timeout=5) as broken:
         broken.sendall(
             OPTIONS.format(n=2).replace("Content-Length: 0", "Content-Length: x").encode()
@@ -94,7 +86,7 @@ def _upgrade(protocol: str) -> bytes:
     ).encode()
 
 
-def test_websocket_handshake_needs_the_sip_subprotocol(ports: Ports) -> None:
+def test_websocket_handshake_needs_the_sip_subprotocol(ports: SipServe) -> None:
     with socket.create_connection(("127.0.0.1", ports.ws), timeout=5) as conn:
         conn.sendall(_upgrade("chat"))
         assert read_until(conn, b"\r\n\r\n").startswith(b"HTTP/1.1 400 ")
