@@ -253,8 +253,6 @@ class PeerSession:
                 transport = self._streams.get(event.stream_id)
                 if transport is not None:
                     transport.data_received(event.data, event.end_stream)
-                    if transport.finished:
-                        del self._streams[event.stream_id]
             elif isinstance(event, IncomingStream):
                 transport = self._new_stream(event.stream_id)
                 self._incoming.append((transport.reader, transport.writer))
