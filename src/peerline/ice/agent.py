@@ -84,7 +84,9 @@ from peerline.ice.generation import (
 )
 from peerline.ice.messages import (
     CheckRejected,
+    answer_mapped,
     error_response,
+    is_role_conflict,
     keepalive_indication,
     read_check,
     success_response,
@@ -595,25 +597,15 @@ class Agent:
             self._on_consent_answer(check, result, symmetric=symmetric)
             return
         answer = result.message if isinstance(result, ResponseReceived) else None
-        if answer is not None and answer.message_class is MessageClass.SUCCESS and symmetric:
-            try:
-                mapped = answer.xor_mapped_address
-            except MalformedMessage:
-                mapped = None
-            if mapped is not None:
-                self._on_success(check, mapped, now)
-                return
-        if check.cancelled:
-            return
-        if answer is not None and answer.message_class is MessageClass.ERROR:
-            try:
-                error = answer.error_code
-            except MalformedMessage:
-                error = None
-            if error is not None and error.code == ErrorCode.ROLE_CONFLICT:
-                self._on_role_conflict_answer(check)
-                return
-        self._fail(check)
+        mapped = answer_mapped(answer) if answer is not None and symmetric else None
+        if mapped is not None:
+            self._on_success(check, mapped, now)
+        elif check.cancelled:
+            pass  # superseded: only its success still counts
+        elif answer is not None and is_role_conflict(answer):
+            self._on_role_conflict_answer(check)
+        else:
+            self._fail(check)
 
     def _on_role_conflict_answer(self, check: PendingCheck) -> None:
         """RFC 8445 §7.2.5.1: take the other role (unless already done) and check again."""

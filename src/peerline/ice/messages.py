@@ -20,6 +20,7 @@ from peerline.stun import (
     MessageBuilder,
     MessageClass,
     Method,
+    TransportAddress,
     binding_success,
     comprehension_required_unknown,
     short_term_key,
@@ -125,6 +126,28 @@ def read_check(
 def success_response(request: Message, source: tuple[str, int], key: bytes) -> bytes:
     """RFC 8445 §7.3.1.2: XOR-MAPPED-ADDRESS is where the request came from."""
     return binding_success(request.transaction_id, source, integrity_key=key, fingerprint=True)
+
+
+def answer_mapped(answer: Message) -> TransportAddress | None:
+    """The XOR-MAPPED-ADDRESS of a success answer to a check (RFC 8445 §7.2.5.3);
+    None for an error, or a success without one (or with a malformed one)."""
+    if answer.message_class is not MessageClass.SUCCESS:
+        return None
+    try:
+        return answer.xor_mapped_address
+    except MalformedMessage:
+        return None
+
+
+def is_role_conflict(answer: Message) -> bool:
+    """A 487 answer (RFC 8445 §7.2.5.1); a malformed ERROR-CODE is no 487."""
+    if answer.message_class is not MessageClass.ERROR:
+        return False
+    try:
+        error = answer.error_code
+    except MalformedMessage:
+        return False
+    return error is not None and error.code == ErrorCode.ROLE_CONFLICT
 
 
 def error_response(
