@@ -264,8 +264,7 @@ class TurnService:
             if action.tcp:
                 self._tcp.watch(sock, alloc)
                 continue
-            readable = self._readable if route.sendto is not None else self._readable_stream
-            self._loop.add_reader(sock.fileno(), readable, sock, relay)
+            self._loop.add_reader(sock.fileno(), self._readable, sock, relay)
         self._pin(action.client, True)
 
     def _pin(self, client: ClientKey, pinned: bool) -> None:
@@ -287,13 +286,12 @@ class TurnService:
                 sock.close()
 
     def _readable(self, sock: socket.socket, relay: _Relay) -> None:
-        """Drain a relay socket of a UDP client: each datagram from a peer goes to the
-        client framed, straight from the listening socket's `sendto`."""
+        """Drain a relay socket: each datagram from a peer goes to the client framed,
+        straight from the listening socket's `sendto` (UDP) or on its connection."""
         alloc = relay.alloc
-        sendto = relay.route.sendto
-        if alloc is None or sendto is None:
+        if alloc is None:
             return
-        client = relay.route.destination
+        sendto, client, write = relay.route
         peer_data = self.core.peer_data
         now = self._time()
         recvfrom = sock.recvfrom
@@ -306,26 +304,11 @@ class TurnService:
             except OSError:
                 continue  # an ICMP error queued on the socket: the next read goes on
             out = peer_data(alloc, data, peer if ipv4 else peer[:2], now)
-            if out is not None:
-                sendto(out, client)
-
-    def _readable_stream(self, sock: socket.socket, relay: _Relay) -> None:
-        """Drain a relay socket of a TCP/TLS client: framed data goes on its connection."""
-        alloc = relay.alloc
-        write = relay.route.write
-        if alloc is None or write is None:
-            return
-        peer_data = self.core.peer_data
-        now = self._time()
-        for _ in range(_BATCH):
-            try:
-                data, peer = sock.recvfrom(65536)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
+            if out is None:
                 continue
-            out = peer_data(alloc, data, peer if len(peer) == 2 else peer[:2], now)
-            if out is not None:
+            if sendto is not None:
+                sendto(out, client)
+            elif write is not None:
                 write(out)
 
     async def stop(self) -> None:
