@@ -228,26 +228,11 @@ class Headers:
     def with_first(self, name: str, value: str) -> Headers:
         """A copy with a line put above the first line of that name (Via, Record-Route),
         or at the top when there is none."""
-        key = self._key(name)
-        items = list(self.items)
-        index = next((i for i, k in enumerate(self._keys) if k == key), 0)
-        items.insert(index, (name, value))
-        return Headers(items)
+        return self.edited(first=((name, value),))
 
     def with_set(self, name: str, value: str) -> Headers:
         """A copy where `name` has exactly this one value, in the place of the first old one."""
-        key = self._key(name)
-        items: list[tuple[str, str]] = []
-        placed = False
-        for item_key, item in zip(self._keys, self.items, strict=True):
-            if item_key != key:
-                items.append(item)
-            elif not placed:
-                items.append((item[0], value))
-                placed = True
-        if not placed:
-            items.append((name, value))
-        return Headers(items)
+        return self.edited(set_to=((name, value),))
 
     def without(self, name: str) -> Headers:
         key = self._key(name)
@@ -259,9 +244,11 @@ class Headers:
         set_to: Iterable[tuple[str, str]] = (),
         first: Iterable[tuple[str, str]] = (),
     ) -> Headers:
-        """One copy with several edits, as `with_set` for each of `set_to` and then
-        `with_first` for each of `first`, in order (so the last of `first` ends on
-        top): what a proxy does to a request it forwards, for one copy, not four."""
+        """One copy with several edits: for each of `set_to`, that name gets exactly
+        that one value, in the place of its first line (or at the end); then each of
+        `first` goes above the first line of its name (or at the top), in order, so
+        the last of `first` ends on top. What a proxy does to a request it forwards,
+        for one copy, not four."""
         items = list(self.items)
         keys = list(self._keys)
         for name, value in set_to:
