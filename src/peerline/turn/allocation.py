@@ -137,7 +137,7 @@ class CloseRelays(Generic[H]):
 class ConnectPeer(Generic[H]):
     """RFC 6062 Connect: open a TCP connection from `relay` (the relayed address, whose
     listening socket is `listener`) to `peer`, then report with
-    `TurnServer.peer_connected(connection)` or `peer_connect_failed(connection)`."""
+    `TurnServer.tcp.peer_connected(connection, now)` or `peer_connect_failed(connection)`."""
 
     connection: int
     listener: H

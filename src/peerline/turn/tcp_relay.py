@@ -30,6 +30,8 @@ from peerline.stun import (
     Method,
 )
 from peerline.turn.allocation import (
+    IPV4,
+    IPV6,
     Allocation,
     BindData,
     ClientKey,
@@ -156,7 +158,7 @@ class TcpRelays(Generic[H]):
             auth=auth,
         )
         self._add(conn)
-        relay = alloc.relays[6 if ":" in peer[0] else 4]
+        relay = alloc.relays[IPV6 if ":" in peer[0] else IPV4]
         server._actions.append(
             ConnectPeer(connection=conn.id, listener=handle, relay=relay, peer=peer)
         )
