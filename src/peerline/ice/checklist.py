@@ -338,22 +338,14 @@ class Checklist:
     def add_triggered_pair(self, local: LocalCandidate, remote: Candidate) -> CandidatePair | None:
         """§7.3.1.4: a check arrived on a pair we do not list; add it, unpaced.
 
-        The limit holds here too (§6.1.2.5): a full list makes room by dropping a
-        failed pair, else its lowest-priority unchecked pair if that one ranks
-        below the new pair; otherwise the pair is not added (None).
+        The limit holds here too (§6.1.2.5), trimmed as `add_pairs` trims: a full
+        list drops a failed pair, else its lowest-priority unchecked pair, which
+        may be this new one (then None: not added).
         """
         pair = CandidatePair(local.candidate, local.base, remote, controlling=self.controlling)
-        if len(self.pairs) >= self.max_pairs:
-            failed = [p for p in self.pairs if p.state is PairState.FAILED]
-            unchecked = [p for p in self.pairs if p.state in (PairState.FROZEN, PairState.WAITING)]
-            if failed:
-                self._remove(failed[-1])
-            elif unchecked and unchecked[-1].priority < pair.priority:
-                self._remove(unchecked[-1])
-            else:
-                return None
         self._insert(pair)
-        return pair
+        self._trim()
+        return pair if pair in self.pairs else None
 
     # -- choosing the next check (§6.1.4.2) ------------------------------------------
 
