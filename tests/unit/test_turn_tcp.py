@@ -5,7 +5,7 @@ Connect (client-initiated), ConnectionAttempt (peer-initiated), ConnectionBind, 
 import pytest
 
 from peerline.stun import AttributeType, Message, MessageBuilder, MessageClass, Method, parse
-from peerline.turn.allocation import BindData, ClosePeer
+from peerline.turn.allocation import BindData, ClientKey, ClosePeer
 from peerline.turn.tcp_relay import BIND_TIMEOUT, CONNECT_TIMEOUT, MAX_CONNECTIONS
 from tests.unit.turn_harness import (
     CLIENT,
@@ -34,12 +34,7 @@ def connect(client: Client, peer: tuple[str, int] = PEER) -> Message | None:
     """Send Connect; the answer if one came at once (an error), else None."""
     builder = MessageBuilder(Method.CONNECT, MessageClass.REQUEST)
     builder.add_xor_address(AttributeType.XOR_PEER_ADDRESS, peer)
-    harness = client.harness
-    before = len(harness.sent)
-    harness.server.handle_stun(client.signed(builder), client.client, harness.now)
-    harness.pump()
-    answers = harness.sent[before:]
-    return parse(answers[0].data) if answers else None
+    return client.harness.request(client.signed(builder), client.client)
 
 
 def last_answer(harness: Harness) -> Message:
@@ -47,8 +42,8 @@ def last_answer(harness: Harness) -> Message:
     return parse(harness.sent[-1].data)
 
 
-def connection_bind(client: Client, connection_id: int, data: object = DATA) -> Message:
-    data_client = Client(client.harness, client.username, client=data)  # type: ignore[arg-type]
+def connection_bind(client: Client, connection_id: int, data: ClientKey = DATA) -> Message:
+    data_client = Client(client.harness, client.username, client=data)
     data_client.nonce = client.nonce
     builder = MessageBuilder(Method.CONNECTION_BIND, MessageClass.REQUEST)
     builder.add_u32(AttributeType.CONNECTION_ID, connection_id)
