@@ -410,7 +410,6 @@ class Agent:
         generation = self._generation(previous.number + 1, Credentials.generate())
         self._generations.append(generation)
         self._peer_checked_at = None
-        generation.checklist.add_pairs(generation.local_candidates, [])
         self._events.append(
             IceRestarted(
                 generation=generation.number, credentials=generation.local, by_peer=by_peer
