@@ -11,8 +11,9 @@ accessors (`vias`, `from_`, `cseq`, `contacts`...) read them on demand.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from peerline.sip._syntax import WS, is_token
 from peerline.sip.errors import MalformedMessage
@@ -37,6 +38,7 @@ from peerline.sip.methods import Method, StatusClass, as_method
 from peerline.sip.uri import SipUri, Uri, parse_uri
 
 SIP_VERSION = "SIP/2.0"
+_T = TypeVar("_T")
 _WS_CHARS = frozenset(WS)
 _VERSION = re.compile(r"^SIP/[0-9]+\.[0-9]+$", re.IGNORECASE)
 #: Headers every message needs (RFC 3261 §8.1.1).
@@ -117,20 +119,25 @@ class HeaderFields:
             raise MalformedMessage(f"missing {name} header")
         return value
 
-    def _list(self, name: str) -> tuple[NameAddress, ...]:
+    def _parsed(self, name: str, parse: Callable[[str], _T]) -> _T:
+        """The one value of `name`, parsed the first time it is asked for."""
         cache = self._cache
         found = cache.get(name)
         if found is None:
-            found = cache[name] = tuple(parse_name_address(v) for v in self.headers.values(name))
-        return cast(tuple[NameAddress, ...], found)
+            found = cache[name] = parse(self._one(name))
+        return cast(_T, found)
+
+    def _parsed_list(self, name: str, parse: Callable[[str], _T]) -> tuple[_T, ...]:
+        """Every value of `name`, parsed the first time they are asked for."""
+        cache = self._cache
+        found = cache.get(name)
+        if found is None:
+            found = cache[name] = tuple(parse(v) for v in self.headers.values(name))
+        return cast(tuple[_T, ...], found)
 
     @property
     def vias(self) -> tuple[Via, ...]:
-        cache = self._cache
-        found = cache.get("Via")
-        if found is None:
-            found = cache["Via"] = tuple(parse_via(v) for v in self.headers.values("Via"))
-        return cast(tuple[Via, ...], found)
+        return self._parsed_list("Via", parse_via)
 
     @property
     def top_via(self) -> Via:
@@ -139,20 +146,13 @@ class HeaderFields:
             raise MalformedMessage("missing Via header")
         return vias[0]
 
-    def _name_address(self, name: str) -> NameAddress:
-        cache = self._cache
-        found = cache.get(name)
-        if found is None:
-            found = cache[name] = parse_name_address(self._one(name))
-        return cast(NameAddress, found)
-
     @property
     def from_(self) -> NameAddress:
-        return self._name_address("From")
+        return self._parsed("From", parse_name_address)
 
     @property
     def to(self) -> NameAddress:
-        return self._name_address("To")
+        return self._parsed("To", parse_name_address)
 
     @property
     def call_id(self) -> str:
@@ -160,11 +160,7 @@ class HeaderFields:
 
     @property
     def cseq(self) -> CSeq:
-        cache = self._cache
-        found = cache.get("CSeq")
-        if found is None:
-            found = cache["CSeq"] = parse_cseq(self._one("CSeq"))
-        return cast(CSeq, found)
+        return self._parsed("CSeq", parse_cseq)
 
     @property
     def max_forwards(self) -> int | None:
@@ -198,15 +194,15 @@ class HeaderFields:
 
     @property
     def routes(self) -> tuple[NameAddress, ...]:
-        return self._list("Route")
+        return self._parsed_list("Route", parse_name_address)
 
     @property
     def record_routes(self) -> tuple[NameAddress, ...]:
-        return self._list("Record-Route")
+        return self._parsed_list("Record-Route", parse_name_address)
 
     @property
     def paths(self) -> tuple[NameAddress, ...]:
-        return self._list("Path")
+        return self._parsed_list("Path", parse_name_address)
 
     @property
     def content_type(self) -> MediaType | None:
