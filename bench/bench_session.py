@@ -12,14 +12,18 @@ to the last byte. It prints each run and the ratio of the medians
 """
 
 import argparse
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from peerline.session.identity import Identity
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # for tests.support.procs
+
+from tests.support.procs import free_port, stop_process  # noqa: E402
+
+from peerline.session.identity import Identity  # noqa: E402
 
 WORKER = r"""
 import asyncio, os, ssl, sys, time
@@ -103,51 +107,30 @@ aio.run(peerline() if kind == "peerline" else stock())
 """
 
 
-def free_port() -> int:
-    """A UDP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def one_run(kind: str, megabytes: float, states: tuple[Path, Path]) -> float:
+    """One transfer from the client to the server; the Mbit/s the server measured."""
     server_port, client_port = free_port(), free_port()
     size = str(int(megabytes * 1024 * 1024))
-    common = [sys.executable, "-c", WORKER, kind]
+
+    def worker(role: str, port: int, peer_port: int, state: Path, peer_state: Path) -> list[str]:
+        ends = (str(port), str(peer_port), str(state), str(peer_state))
+        return [sys.executable, "-c", WORKER, kind, role, *ends, size]
+
     server = subprocess.Popen(
-        [
-            *common,
-            "server",
-            str(server_port),
-            str(client_port),
-            str(states[1]),
-            str(states[0]),
-            size,
-        ],
+        worker("server", server_port, client_port, states[1], states[0]),
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        client = subprocess.run(
-            [
-                *common,
-                "client",
-                str(client_port),
-                str(server_port),
-                str(states[0]),
-                str(states[1]),
-                size,
-            ],
+        subprocess.run(
+            worker("client", client_port, server_port, states[0], states[1]),
             timeout=300,
             check=True,
         )
-        assert client.returncode == 0
         out, _ = server.communicate(timeout=60)
         return float(out.split()[0])
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        stop_process(server)
 
 
 def main() -> None:
@@ -162,9 +145,7 @@ def main() -> None:
         results: dict[str, list[float]] = {"peerline": [], "aioquic": []}
         for run in range(args.runs):
             for kind in ("peerline", "aioquic"):
-                mbps = one_run(
-                    "peerline" if kind == "peerline" else "stock", args.megabytes, states
-                )
+                mbps = one_run(kind, args.megabytes, states)
                 results[kind].append(mbps)
                 print(f"run {run + 1}: {kind:8s} {mbps:7.1f} Mbit/s")
     ours, theirs = (statistics.median(results[k]) for k in ("peerline", "aioquic"))
