@@ -264,6 +264,9 @@ async def test_peer_without_permission_is_closed_at_once(turn_port: int) -> None
         peer_reader, peer_writer = await asyncio.open_connection(*relayed)
         assert await eof(peer_reader)
         peer_writer.close()
+        # A ConnectionAttempt would have come before the answer to this request.
+        refreshed = await control.request(MessageBuilder(Method.REFRESH, MessageClass.REQUEST))
+        assert refreshed.message_class is MessageClass.SUCCESS, refreshed
         assert control.indications == []
     finally:
         control.close()
