@@ -644,7 +644,7 @@ class Agent:
         self._cancel_checks(pair, keep=check)
         if pair.component not in generation.first_valid_at:
             generation.first_valid_at[pair.component] = now
-            generation.first_rtt[pair.component] = now - (check.last_sent_at or check.started_at)
+            generation.first_rtt[pair.component] = now - check.last_sent_at
         self._events.append(CandidatePairSucceeded(pair=valid.info(), generation=generation.number))
         nominate = check.use_candidate or (
             self._role is Role.CONTROLLED and pair.nominate_on_success
@@ -881,7 +881,7 @@ class Agent:
         if not symmetric or not isinstance(result, ResponseReceived):
             return
         if result.message.message_class is MessageClass.SUCCESS:
-            self._consent.granted(check.pair, check.last_sent_at or check.started_at)
+            self._consent.granted(check.pair, check.last_sent_at)
 
     # -- failure ----------------------------------------------------------------------------
 

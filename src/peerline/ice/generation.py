@@ -207,12 +207,12 @@ class PendingCheck:
     role: Role
     priority: int
     use_candidate: bool
-    started_at: float
-    last_sent_at: float | None = None
-    """When the request last went out. An answer cannot say which transmission
-    it answers; the latest is the likely one (the earlier ones were lost), so
-    consent counts from it: exact without retransmissions, and a check that
-    needed 30 s of retransmissions does not select a pair with no consent left."""
+    last_sent_at: float
+    """When the request last went out (from its creation until it first does).
+    An answer cannot say which transmission it answers; the latest is the
+    likely one (the earlier ones were lost), so consent counts from it: exact
+    without retransmissions, and a check that needed 30 s of retransmissions
+    does not select a pair with no consent left."""
     cancelled: bool = False
     """Superseded by a triggered check (RFC 8445 §7.3.1.4) or a nomination: no
     retransmissions, a timeout means nothing, only a success still counts."""
@@ -276,5 +276,5 @@ def start_check(
         role=role,
         priority=priority,
         use_candidate=use_candidate,
-        started_at=now,
+        last_sent_at=now,
     )
