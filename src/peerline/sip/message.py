@@ -119,6 +119,11 @@ class HeaderFields:
             raise MalformedMessage(f"missing {name} header")
         return value
 
+    def parsed_of(self, names: frozenset[str]) -> dict[str, Any]:
+        """What has been parsed of the headers `names`, for a copy of this message
+        that carries those lines unchanged (so that it need not parse them again)."""
+        return {k: v for k, v in self._cache.items() if k in names}
+
     def _parsed(self, name: str, parse: Callable[[str], _T]) -> _T:
         """The one value of `name`, parsed the first time it is asked for."""
         cache = self._cache
@@ -313,7 +318,7 @@ class Response(HeaderFields):
         phrase = reason if reason is not None else REASON_PHRASES.get(status, "")
         cache: dict[str, Any] = {}
         if isinstance(request, Request):  # the copied lines mean what they meant there
-            cache = {k: v for k, v in request._cache.items() if k in _COPIED}
+            cache = request.parsed_of(_COPIED)
         return cls(status, phrase, Headers(items), body, cache)
 
 

@@ -204,7 +204,7 @@ _FORWARDED_UNCHANGED = frozenset({"From", "To", "CSeq", "Contact"})
 
 def upstream(response: Response) -> Response:
     """A response as it goes up: our Via, the top one, removed (§16.7 step 3)."""
-    cache = {k: v for k, v in response._cache.items() if k in _FORWARDED_UNCHANGED}
+    cache = response.parsed_of(_FORWARDED_UNCHANGED)
     cache["Via"] = response.vias[1:]
     return Response(
         response.status,
@@ -300,7 +300,7 @@ class Proxy:
         if target.uri is not None:
             uri = parse_uri(target.uri)
         # What is known of the unchanged headers goes along; our Via is known too.
-        cache = {k: v for k, v in request._cache.items() if k in _FORWARDED_UNCHANGED}
+        cache = request.parsed_of(_FORWARDED_UNCHANGED)
         cache["Via"] = (via, *request.vias)
         return Request(request.method, uri, headers, request.body, cache)
 
