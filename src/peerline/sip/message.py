@@ -238,17 +238,13 @@ def _encode_head(start_line: str, headers: Headers, body: bytes) -> bytes:
     return text.encode("utf-8", "surrogateescape") + body
 
 
-def _new_cache() -> dict[str, Any]:
-    return {}
-
-
 @dataclass(frozen=True, slots=True)
 class Request(HeaderFields):
     method: str
     uri: Uri
     headers: Headers
     body: bytes = b""
-    _cache: dict[str, Any] = field(default_factory=_new_cache, compare=False, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_bytes(self) -> bytes:
         """The wire form; Content-Length always states the real body length."""
@@ -272,7 +268,7 @@ class Response(HeaderFields):
     reason: str
     headers: Headers
     body: bytes = b""
-    _cache: dict[str, Any] = field(default_factory=_new_cache, compare=False, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def status_class(self) -> StatusClass:
