@@ -269,10 +269,8 @@ class Agent:
     def selected_types(self, component: int = 1) -> tuple[CandidateType, CandidateType] | None:
         """The (local, remote) candidate types of the selected pair, for reports of
         which path was chosen (host, srflx, prflx or relay on each side)."""
-        selection = self._consent.selected.get(component)
-        if selection is None:
-            return None
-        return selection.pair.local.type, selection.pair.remote.type
+        pair = self.selected_pair(component)
+        return None if pair is None else (pair.local.type, pair.remote.type)
 
     def next_event(self) -> Event | None:
         """The oldest event not yet returned, or None."""

@@ -60,14 +60,6 @@ class PairInfo:
     state: PairState
 
     @property
-    def local_type(self) -> CandidateType:
-        return self.local.type
-
-    @property
-    def remote_type(self) -> CandidateType:
-        return self.remote.type
-
-    @property
     def relayed(self) -> bool:
         """True when either side's candidate is a TURN relay."""
         return CandidateType.RELAYED in (self.local.type, self.remote.type)
