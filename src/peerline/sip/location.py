@@ -166,14 +166,14 @@ class MemoryLocationStore:
         heapq.heappush(self._heap, (binding.expires_at, binding.aor, binding.key))
 
     def _unindex_flow(self, aor: str, row: _Row) -> None:
-        if row[15] is None or row[14] is None:
-            return  # not an Outbound binding
-        flow = _binding(aor, row).flow
-        keys = self._by_flow.get(flow)
+        binding = _binding(aor, row)
+        if not binding.outbound:
+            return
+        keys = self._by_flow.get(binding.flow)
         if keys is not None:
-            keys.discard((aor, row[0]))
+            keys.discard((aor, binding.key))
             if not keys:
-                del self._by_flow[flow]
+                del self._by_flow[binding.flow]
 
     def remove(self, aor: str, key: str) -> None:
         rows = self._by_aor.get(aor)
