@@ -75,7 +75,7 @@ class Generation:
         wait: float,
         hold_relayed_until: float | None,
         now: float,
-        ta: float = 0.05,
+        ta: float,
     ) -> dict[int, float]:
         """Per component with a valid pair and no nomination selected or under way:
         when to nominate its best valid pair.
@@ -119,14 +119,12 @@ class Generation:
 
     def local_at(self, base: TransportAddress) -> LocalCandidate | None:
         """The host or relayed candidate whose address is this base."""
-        for local in self.local_candidates:
-            if local.base == base and local.candidate.address == base:
-                return local
-        return None
+        return self.local_matching(base, base)
 
     def local_matching(
         self, address: TransportAddress, base: TransportAddress
     ) -> LocalCandidate | None:
+        """The local candidate at `address` sending from `base`."""
         for local in self.local_candidates:
             if local.candidate.address == address and local.base == base:
                 return local
