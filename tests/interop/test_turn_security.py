@@ -37,7 +37,7 @@ from peerline.turn.aioclient import AsyncTurnClient, TurnError
 from peerline.turn.client import ClientConfig
 from tests.interop.test_stun_server import has_ipv6_loopback, rss_kib
 from tests.interop.turn_support import PASSWORD, REALM, USER, TurnServer, turn_server
-from tests.support.raw_turn import RawTurn, allocate_request, error_code
+from tests.support.raw_turn import RawTurn, allocate_request, error_code, exchange, udp_socket
 
 pytestmark = pytest.mark.interop
 
@@ -280,17 +280,8 @@ async def test_send_indications_to_loopback_relay_nothing(server: TurnServer) ->
 # -- raw STUN: what an attacker sends -------------------------------------------------
 
 
-def exchange(sock: socket.socket, data: bytes) -> Message:
-    sock.send(data)
-    return parse(sock.recv(4096))
-
-
 def udp_from(source_ip: str, server: TurnServer) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.settimeout(2)
-    sock.bind((source_ip, 0))
-    sock.connect(("127.0.0.1", server.port))
-    return sock
+    return udp_socket(("127.0.0.1", server.port), source_ip)
 
 
 STATE = (

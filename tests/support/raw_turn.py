@@ -46,16 +46,31 @@ def error_code(message: Message) -> int | None:
     return None if value is None else int(value.code)
 
 
+def udp_socket(server: tuple[str, int], source_ip: str) -> socket.socket:
+    """A UDP socket from `source_ip` (any 127.x address) connected to `server`."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(2)
+    sock.bind((source_ip, 0))
+    sock.connect(server)
+    return sock
+
+
+def exchange(sock: socket.socket, data: bytes) -> Message:
+    """Send one request and read the answer (skipping indications)."""
+    sock.send(data)
+    while True:
+        answer = parse(sock.recv(65536))
+        if answer.message_class is not MessageClass.INDICATION:
+            return answer
+
+
 class RawTurn:
     """One allocation over a UDP socket from `source_ip` (any 127.x address)."""
 
     def __init__(
         self, server: tuple[str, int], source_ip: str, username: str, password: str
     ) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.settimeout(2)
-        self.sock.bind((source_ip, 0))
-        self.sock.connect(server)
+        self.sock = udp_socket(server, source_ip)
         self.username = username
         self.password = password
         self.realm = ""
@@ -66,12 +81,7 @@ class RawTurn:
         self.sock.close()
 
     def exchange(self, data: bytes) -> Message:
-        """Send one request and read the answer (skipping indications)."""
-        self.sock.send(data)
-        while True:
-            answer = parse(self.sock.recv(65536))
-            if answer.message_class is not MessageClass.INDICATION:
-                return answer
+        return exchange(self.sock, data)
 
     def signed(self, builder: MessageBuilder) -> Message:
         """`builder` (its transaction id kept: XOR addresses depend on it) with the
