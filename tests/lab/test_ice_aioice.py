@@ -32,13 +32,12 @@ from peerline.lab.programs import start_serve
 
 pytest.importorskip("aioice", reason="needs the PyPI package aioice (dev extra)")
 from tests.support.aioice_peer import run_pair
+from tests.support.ice_peer import PASSWORD, SERVER_IP, USER, serve_args
 
 pytestmark = pytest.mark.lab
 
 PREFIX = "plaio-"
-SERVER_IP = "203.0.113.1"
 NAT_A_PUBLIC, NAT_B_PUBLIC = "203.0.113.10", "203.0.113.20"
-USER, PASSWORD = "alice", "wonderland"
 COUNT = 12
 ROLES = ("controlling", "controlled")
 
@@ -77,16 +76,8 @@ def case(
     teardown(PREFIX)
     topology = pair(parse_nat(nats.nat_a), parse_nat(nats.nat_b))
     with Lab.up(topology, prefix=PREFIX) as lab:
-        server = start_serve(
-            lab,
-            "server",
-            [
-                *("--listen", SERVER_IP, "--tls-port", "0", "--sip-port", "0"),
-                *("--sip-tls-port", "0", "--rate", "0", "--user", f"{USER}:{PASSWORD}"),
-                *("--allow-peer", "203.0.113.0/24"),  # the lab's Internet is TEST-NET-3
-                *("--state-dir", str(tmp_path_factory.mktemp("serve"))),
-            ],
-        )
+        state = tmp_path_factory.mktemp("serve")
+        server = start_serve(lab, "server", serve_args(state, alt_ip=False))
         try:
             assert server.running, server.startup
             yield Case(lab, nats)

@@ -15,14 +15,13 @@ import pytest
 from peerline.lab.lab import Lab, teardown
 from peerline.lab.programs import start_serve
 from tests.lab.conftest import side_by_side
-from tests.support.ice_peer import run_pair
+from tests.support.ice_peer import peer_server_args, run_pair, serve_args
 
 pytestmark = pytest.mark.lab
 
 PREFIX = "plice-"
-SERVER_IP = "203.0.113.1"
-USER, PASSWORD = "alice", "wonderland"
 PROFILES = ["port-restricted-cone", "port-restricted-cone", "symmetric", "symmetric"]
+SERVERS = peer_server_args()
 
 
 @pytest.fixture(scope="module")
@@ -30,39 +29,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """Four NATs side by side and a supernode on `server`, all torn down after."""
     teardown(PREFIX)
     with Lab.up(side_by_side("ice", PROFILES), prefix=PREFIX) as lab:
-        server = start_serve(
-            lab,
-            "server",
-            [
-                "--listen",
-                SERVER_IP,
-                "--tls-port",
-                "0",
-                "--sip-port",
-                "0",
-                "--sip-tls-port",
-                "0",
-                "--rate",
-                "0",
-                "--user",
-                f"{USER}:{PASSWORD}",
-                "--allow-peer",
-                "203.0.113.0/24",  # the lab's Internet is TEST-NET-3
-                "--state-dir",
-                str(tmp_path_factory.mktemp("serve")),
-            ],
-        )
+        state = tmp_path_factory.mktemp("serve")
+        server = start_serve(lab, "server", serve_args(state, alt_ip=False))
         try:
             assert server.running, server.startup
             yield lab
         finally:
             server.stop()
-
-
-def connect(lab: Lab, tmp: Path, host_a: str, host_b: str) -> list[dict[str, Any]]:
-    """Run a controlling peer on `host_a` and a controlled one on `host_b`; their JSON."""
-    servers = ["--stun", f"{SERVER_IP}:3478", "--turn", f"turn:{SERVER_IP}:3478"]
-    return run_pair(lab, tmp, host_a, host_b, [*servers, "--user", USER, "--password", PASSWORD])
 
 
 def assert_exchanged(results: list[dict[str, Any]]) -> None:
@@ -75,7 +48,7 @@ def assert_exchanged(results: list[dict[str, Any]]) -> None:
 
 
 def test_port_restricted_cones_connect_directly(lab: Lab, tmp_path: Path) -> None:
-    results = connect(lab, tmp_path, "peer-1", "peer-2")
+    results = run_pair(lab, tmp_path, "peer-1", "peer-2", SERVERS)
     assert_exchanged(results)
     for result in results:
         assert not result["relayed"], results
@@ -85,7 +58,7 @@ def test_port_restricted_cones_connect_directly(lab: Lab, tmp_path: Path) -> Non
 
 
 def test_symmetric_nats_connect_through_the_relay(lab: Lab, tmp_path: Path) -> None:
-    results = connect(lab, tmp_path, "peer-3", "peer-4")
+    results = run_pair(lab, tmp_path, "peer-3", "peer-4", SERVERS)
     assert_exchanged(results)
     for result in results:
         assert result["relayed"], results

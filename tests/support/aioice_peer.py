@@ -35,8 +35,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -62,9 +60,9 @@ from peerline.session.identity import Fingerprint, Identity
 from peerline.session.path import DatagramPath, PathInfo, PathListener
 from peerline.session.quic import PeerSession
 from peerline.session.selftest import write_random
+from tests.support.ice_peer import read_when_there, run_drivers, write_atomically
 
 MAX_KEPT = 10_000
-ROOT = Path(__file__).resolve().parents[2]
 MODULE = "tests.support.aioice_peer"
 CHUNK = 64 * 1024
 
@@ -298,37 +296,14 @@ def run_pair(
     """This driver on `hosts[0]` with `args_a` and on `hosts[1]` with `args_b`, their
     descriptions crossing through files in `directory`; the two JSON reports. Both
     processes are gone when this returns, whatever happened."""
-    files = (directory / "a.txt", directory / "b.txt")
-    for stale in files:
-        stale.unlink(missing_ok=True)
-    processes: list[subprocess.Popen[str]] = []
-    try:
-        for index, (host, args) in enumerate(zip(hosts, (args_a, args_b), strict=True)):
-            argv = [
-                sys.executable,
-                "-m",
-                MODULE,
-            ]
-            argv += ["--out", str(files[index]), "--in", str(files[1 - index]), *args]
-            processes.append(
-                lab.popen(
-                    host, argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-                )
-            )
-        reports = []
-        for process in processes:
-            out, err = process.communicate(timeout=timeout)
-            lines = out.strip().splitlines()
-            if not lines:
-                reports.append({"connected": False, "error": f"no report; stderr: {err[-2000:]}"})
-            else:
-                reports.append(json.loads(lines[-1]))
-        return reports[0], reports[1]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+    reports = []
+    for out, err in run_drivers(lab, MODULE, directory, hosts, (args_a, args_b), timeout):
+        lines = out.strip().splitlines()
+        if not lines:
+            reports.append({"connected": False, "error": f"no report; stderr: {err[-2000:]}"})
+        else:
+            reports.append(json.loads(lines[-1]))
+    return reports[0], reports[1]
 
 
 # -- what both sides do ---------------------------------------------------------------------
@@ -428,19 +403,6 @@ async def quic_server(session: PeerSession, bulk: int, timeout: float) -> dict[s
         return result
 
 
-async def read_when_there(path: Path, timeout: float) -> str:
-    async with asyncio.timeout(timeout):
-        while not path.exists():
-            await asyncio.sleep(0.01)
-    return path.read_text()
-
-
-def write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     impl, mode = Impl(args.impl), Mode(args.mode)
     peer: AioicePeer | PeerlinePeer = (
@@ -451,7 +413,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         started = time.monotonic()
         local = await peer.gather()
         write_atomically(args.out, local + identity.fingerprint.format_attribute() + "\n")
-        remote = await read_when_there(args.inp, args.timeout)
+        remote = await read_when_there(args.inp, args.timeout, poll=0.01)
         gathered_at = time.monotonic()
         await peer.apply(remote)
         applied_at = time.monotonic()

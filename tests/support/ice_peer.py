@@ -14,7 +14,8 @@ reason and exits 1.
 
 `run_pair` starts two of them in a lab and returns their JSON (for lab tests
 and benchmarks); `serve_args` and `peer_server_args` are the supernode on the
-lab's `server` that they use.
+lab's `server` that they use. `run_drivers`, `read_when_there` and
+`write_atomically` are the plumbing, shared with `tests.support.aioice_peer`.
 """
 
 import argparse
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from peerline.lab.lab import Lab
 
 DONE = b"done"
+MODULE = "tests.support.ice_peer"
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_IP, ALT_IP = "203.0.113.1", "203.0.113.2"
 USER, PASSWORD = "alice", "wonderland"
@@ -81,11 +83,19 @@ class Counter:
         self.lost.append(reason)
 
 
-async def read_when_there(path: Path, timeout: float) -> str:
+async def read_when_there(path: Path, timeout: float, poll: float = 0.05) -> str:
+    """The other side's description, once its file is there (written atomically)."""
     async with asyncio.timeout(timeout):
         while not path.exists():
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(poll)
     return path.read_text()
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """So that the other side never reads half a description."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -106,9 +116,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     async with IceTransport(config, role=role, listener=counter, name=args.role) as ice:
         started = loop.time()
         await ice.gathered(args.timeout)
-        temporary = args.out.with_suffix(".tmp")
-        temporary.write_text(ice.local_description())
-        os.replace(temporary, args.out)
+        write_atomically(args.out, ice.local_description())
         remote = await read_when_there(args.inp, args.timeout)
         await asyncio.sleep(args.late)  # as when a person carries the answer back
         ice.set_remote_description(remote)
@@ -179,6 +187,39 @@ def main() -> int:
     return 0
 
 
+def run_drivers(
+    lab: "Lab",
+    module: str,
+    directory: Path,
+    hosts: Sequence[str],
+    args: Sequence[Sequence[str]],
+    timeout: float,
+) -> list[tuple[str, str]]:
+    """`python -m module` on each of the two `hosts` with its `args`, the two
+    descriptions crossing through files in `directory` (`--out` its own, `--in`
+    the other's); each one's (stdout, stderr), in order. Both processes are
+    stopped (by pid) whatever happens."""
+    files = [directory / "a.txt", directory / "b.txt"]
+    for file in files:
+        file.unlink(missing_ok=True)
+    processes: list[subprocess.Popen[str]] = []
+    try:
+        for index, (host, extra) in enumerate(zip(hosts, args, strict=True)):
+            argv = [sys.executable, "-m", module, "--out", str(files[index])]
+            argv += ["--in", str(files[1 - index]), *extra]
+            processes.append(
+                lab.popen(
+                    host, argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                )
+            )
+        return [process.communicate(timeout=timeout) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+
 def run_pair(
     lab: "Lab",
     tmp: Path,
@@ -193,36 +234,17 @@ def run_pair(
     """A controlling peer on `host_a` and a controlled one on `host_b`, each with
     the `servers` and `extra` arguments (and `extra_a` for `host_a` alone); their
     JSON, in that order. Both are stopped (by pid) whatever happens."""
-    files = [tmp / "a.txt", tmp / "b.txt"]
-    for file in files:
-        file.unlink(missing_ok=True)
-    processes: list[subprocess.Popen[str]] = []
-    try:
-        for index, (host, role) in enumerate(((host_a, "controlling"), (host_b, "controlled"))):
-            argv = [sys.executable, "-m", "tests.support.ice_peer", "--role", role]
-            argv += ["--out", str(files[index]), "--in", str(files[1 - index])]
-            processes.append(
-                lab.popen(
-                    host,
-                    [*argv, *servers, *extra, *(extra_a if index == 0 else ())],
-                    cwd=ROOT,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            )
-        results = []
-        for process in processes:
-            out, err = process.communicate(timeout=timeout)
-            if not out.strip():
-                raise AssertionError(f"{process.args!r} printed nothing: {err[-2000:]}")
-            results.append(json.loads(out.strip().splitlines()[-1]))
-        return results
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+    args = [
+        ["--role", "controlling", *servers, *extra, *extra_a],
+        ["--role", "controlled", *servers, *extra],
+    ]
+    results = []
+    outputs = run_drivers(lab, MODULE, tmp, (host_a, host_b), args, timeout)
+    for host, (out, err) in zip((host_a, host_b), outputs, strict=True):
+        if not out.strip():
+            raise AssertionError(f"the peer on {host} printed nothing: {err[-2000:]}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
 
 
 if __name__ == "__main__":
