@@ -20,15 +20,12 @@ import socket
 import sys
 import time
 
+from peerline.net import split_host_port
+
 HELLO, HEARD = b"s", b"r"
 DATA = b"d"
 HANDSHAKE_S = 10.0
 SILENCE_S = 2.0
-
-
-def split(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host, int(port)
 
 
 def open_socket(port: int) -> socket.socket:
@@ -41,7 +38,7 @@ def open_socket(port: int) -> socket.socket:
 
 def receive(args: argparse.Namespace) -> dict[str, float]:
     sock = open_socket(args.port)
-    target = split(args.peer)
+    target = split_host_port(args.peer, 0)
     heard = False
     got, first, last = 0, 0.0, 0.0
     deadline = time.monotonic() + HANDSHAKE_S
@@ -65,7 +62,7 @@ def receive(args: argparse.Namespace) -> dict[str, float]:
 
 def send(args: argparse.Namespace) -> dict[str, float]:
     sock = open_socket(args.port)
-    target = split(args.peer)
+    target = split_host_port(args.peer, 0)
     deadline = time.monotonic() + HANDSHAKE_S
     ready = False
     while not ready and time.monotonic() < deadline:
