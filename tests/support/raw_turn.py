@@ -17,9 +17,8 @@ from peerline.stun import (
     long_term_key,
     parse,
 )
-
-UDP = bytes((17, 0, 0, 0))  # REQUESTED-TRANSPORT: UDP
-IPV6_FAMILY = b"\x02\x00\x00\x00"  # REQUESTED-ADDRESS-FAMILY: IPv6
+from peerline.stun.attributes import encode_byte
+from peerline.turn.server import UDP_PROTOCOL
 
 
 def xor_peer_address(ip: str, port: int, transaction_id: bytes) -> bytes:
@@ -35,7 +34,7 @@ def xor_peer_address(ip: str, port: int, transaction_id: bytes) -> bytes:
 def allocate_request(**text: str) -> MessageBuilder:
     """An Allocate for a UDP relay, with USERNAME/REALM/NONCE when given."""
     builder = MessageBuilder(Method.ALLOCATE, MessageClass.REQUEST)
-    builder.add(AttributeType.REQUESTED_TRANSPORT, UDP)
+    builder.add(AttributeType.REQUESTED_TRANSPORT, encode_byte(UDP_PROTOCOL))
     for name, value in text.items():
         builder.add_text(AttributeType[name.upper()], value)
     return builder
@@ -97,7 +96,7 @@ class RawTurn:
         def request() -> MessageBuilder:
             builder = allocate_request()
             if family == 6:
-                builder.add(AttributeType.REQUESTED_ADDRESS_FAMILY, IPV6_FAMILY)
+                builder.add(AttributeType.REQUESTED_ADDRESS_FAMILY, encode_byte(2))  # IPv6
             return builder
 
         challenge = self.exchange(request().encode())
@@ -122,7 +121,7 @@ class RawTurn:
     def channel_bind(self, number: int, ip: str, port: int) -> int | None:
         """None on success, else the error code."""
         builder = self._with_peer(Method.CHANNEL_BIND, ip, port)
-        builder.add(AttributeType.CHANNEL_NUMBER, number.to_bytes(2, "big") + b"\x00\x00")
+        builder.add_port(AttributeType.CHANNEL_NUMBER, number)
         return error_code(self.signed(builder))
 
     def send_indication(self, ip: str, port: int, data: bytes) -> None:

@@ -22,8 +22,10 @@ from peerline.stun import (
     long_term_key,
     parse,
 )
+from peerline.stun.attributes import encode_byte
 from peerline.supernode.config import build_config
 from peerline.supernode.server import Supernode
+from peerline.turn.tcp_relay import TCP_PROTOCOL
 from tests.support.procs import free_port
 
 USER, PASSWORD, REALM = "alice", "wonderland", "peerline.test"
@@ -78,7 +80,7 @@ class StreamTurn:
 
     async def allocate_tcp(self) -> Address:
         builder = MessageBuilder(Method.ALLOCATE, MessageClass.REQUEST)
-        builder.add(AttributeType.REQUESTED_TRANSPORT, bytes((6, 0, 0, 0)))
+        builder.add(AttributeType.REQUESTED_TRANSPORT, encode_byte(TCP_PROTOCOL))
         answer = await self.request(builder)
         assert answer.message_class is MessageClass.SUCCESS, answer
         relayed = answer.xor_relayed_address
