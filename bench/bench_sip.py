@@ -23,6 +23,7 @@ Prints a table and the peerline/Kamailio ratios. Traffic stays on loopback.
 """
 
 import argparse
+import contextlib
 import platform
 import re
 import resource
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,10 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))  # for tests.support.procs: ports, and programs always stopped
+
+from tests.support.procs import PEERLINE, free_port, running  # noqa: E402
+
 SCENARIOS = ROOT / "tests" / "interop" / "sipp"
 FAIL_LIMIT_PCT = 1.0
 DOMAIN = "example.test"
@@ -49,7 +54,7 @@ UAS_USER = "callee"
 @dataclass
 class Server:
     name: str
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[str]
     port: int
     #: What the server itself says it uses (Kamailio: shared memory), if it says.
     reported_memory: Callable[[], int] | None = None
@@ -92,22 +97,6 @@ class Result:
     cpu_us_per_call: float = 0.0
     bytes_per_registration: float = 0.0
     reported_bytes_per_registration: float | None = None
-
-
-def free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as check:
-            try:
-                check.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise SystemExit("no free port")
 
 
 def password(user: str) -> str:
@@ -210,43 +199,32 @@ def search(name: str, what: str, run: Callable[[float], dict[str, float]], start
     return found
 
 
-def start_peerline(workdir: Path, users: Path) -> Server:
+@contextlib.contextmanager
+def peerline_server(workdir: Path, users: Path) -> Iterator[Server]:
     port = free_port()
-    log = open(workdir / "peerline.log", "wb")  # noqa: SIM115 - lives as long as the server
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "peerline", "serve", "--listen", "127.0.0.1",
-            "--stun-port", str(free_port()), "--tls-port", "0", "--sip-port", str(port),
-            "--sip-tls-port", "0", "--domain", DOMAIN, "--sip-digest", "MD5", "--rate", "0",
-            "--users-file", str(users), "--state-dir", str(workdir),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while b"serving" not in (workdir / "peerline.log").read_bytes():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("peerline serve did not start")
-        time.sleep(0.1)
-    return Server("peerline", process, port)
+    log = workdir / "peerline.log"
+    argv = [
+        *PEERLINE, "serve", "--listen", "127.0.0.1",
+        "--stun-port", str(free_port()), "--tls-port", "0", "--sip-port", str(port),
+        "--sip-tls-port", "0", "--domain", DOMAIN, "--sip-digest", "MD5", "--rate", "0",
+        "--users-file", str(users), "--state-dir", str(workdir),
+    ]  # fmt: skip
+    with running(argv, ready=lambda: "serving" in log.read_text(), timeout=60, log=log) as process:
+        yield Server("peerline", process, port)
 
 
-def start_kamailio(workdir: Path) -> Server:
+@contextlib.contextmanager
+def kamailio_server(workdir: Path) -> Iterator[Server]:
     port = free_port()
     control = workdir / "kamailio.ctl"
     config = (HERE / "kamailio-sip.cfg").read_text()
     config = config.replace("PORT", str(port)).replace("CTL", str(control))
     config = config.replace('"PASSWORD_PREFIX"', '"pw-"')
     (workdir / "kamailio.cfg").write_text(config)
-    log = open(workdir / "kamailio.log", "wb")  # noqa: SIM115 - lives as long as the server
-    process = subprocess.Popen(
-        [
-            "kamailio", "-f", str(workdir / "kamailio.cfg"), "-DD", "-E", "-m", "1024",
-            "-P", str(workdir / "kamailio.pid"), "-Y", str(workdir), "-w", str(workdir),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    argv = [
+        "kamailio", "-f", str(workdir / "kamailio.cfg"), "-DD", "-E", "-m", "1024",
+        "-P", str(workdir / "kamailio.pid"), "-Y", str(workdir), "-w", str(workdir),
+    ]  # fmt: skip
 
     def shm_used() -> int:
         done = subprocess.run(
@@ -258,22 +236,9 @@ def start_kamailio(workdir: Path) -> Server:
         )
         return int(re.search(r"used:\s*(\d+)", done.stdout).group(1))  # type: ignore[union-attr]
 
-    deadline = time.monotonic() + 30
-    while not control.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("kamailio did not start: " + (workdir / "kamailio.log").read_text())
-        time.sleep(0.1)
-    time.sleep(0.5)
-    return Server("kamailio", process, port, shm_used)
-
-
-def stop(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    with running(argv, ready=control.exists, timeout=30, log=workdir / "kamailio.log") as process:
+        time.sleep(0.5)
+        yield Server("kamailio", process, port, shm_used)
 
 
 def idle_cpu(server: Server, seconds: float) -> float:
@@ -414,16 +379,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-sip-") as tmp:
         workdir = Path(tmp)
         csv, users = write_users(workdir, args.users)
-        starters = {
-            "peerline": lambda: start_peerline(workdir, users),
-            "kamailio": lambda: start_kamailio(workdir),
+        servers = {
+            "peerline": lambda: peerline_server(workdir, users),
+            "kamailio": lambda: kamailio_server(workdir),
         }
         for name in wanted:
-            server = starters[name]()
-            try:
+            with servers[name]() as server:
                 results.append(measure(server, csv, workdir, args))
-            finally:
-                stop(server)
     print()
     print(
         f"{'':10} {'REGISTER/s':>11} {'CPU us/REG':>11} {'calls/s':>9} {'CPU us/call':>12} "
