@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from peerline.ice.agent import Agent
+from peerline.ice.agent import NOMINATION_ATTEMPTS, Agent
 from peerline.ice.candidate import Candidate, CandidateType
 from peerline.ice.config import IceConfig, Nomination, Role
 from peerline.ice.events import (
@@ -283,6 +283,40 @@ def test_a_nomination_whose_answers_are_all_lost_is_sent_again() -> None:
     assert len(nominations) == 2
     assert a.time_of(Completed) > 30.0  # after the first one timed out
     assert same_selection(a, b) == (A_HOST, B_HOST)
+
+
+def test_the_next_pair_nominated_gets_its_own_attempts() -> None:
+    """Every nomination over the best pair is lost, so a gives it up after
+    NOMINATION_ATTEMPTS and nominates the next valid pair; that one loses its first
+    nomination too, and is tried again rather than failing the checklist."""
+    net = Network()
+    a, b = two_hosts(net, a_addresses=[A_HOST, A_HOST2])
+    second: list[bytes] = []
+
+    def tap(packet: Packet) -> bool:
+        message = packet.stun
+        if message is None or packet.sender != "a" or not message.use_candidate:
+            return True
+        if packet.source == A_HOST:
+            return False
+        second.append(message.transaction_id)
+        return message.transaction_id != second[0]
+
+    net.taps.append(tap)
+    connect(net, a, b)
+    assert net.run_until(lambda: completed(a, b), 300.0)
+    nominations = {
+        source: {
+            m.transaction_id
+            for p in net.sent
+            if p.sender == "a" and p.source == source and (m := p.stun) is not None
+            if m.use_candidate
+        }
+        for source in (A_HOST, A_HOST2)
+    }
+    assert len(nominations[A_HOST]) == NOMINATION_ATTEMPTS
+    assert len(nominations[A_HOST2]) == 2
+    assert same_selection(a, b) == (A_HOST2, B_HOST)
 
 
 def test_aggressive_peer_is_accepted_and_a_better_later_nomination_wins() -> None:

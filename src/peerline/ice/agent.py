@@ -757,6 +757,7 @@ class Agent:
                 checklist.invalidate(best)  # nothing to check it again with
             elif source is not None:
                 generation.nominating[component] = source
+                generation.nomination_tries[component] = 1
                 checklist.trigger(source, nominate=True)
 
     # -- time -------------------------------------------------------------------------------
