@@ -186,8 +186,15 @@ def build_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Se
         if "user" in merged:
             users = merged["user"]
             merged["user"] = tuple([users] if isinstance(users, str) else users)
-        ports = ("stun_port", "tls_port", "alt_port", "sip_port", "sip_tls_port", "sip_ws_port")
-        for key in (*ports, "sip_wss_port"):
+        for key in (
+            "stun_port",
+            "tls_port",
+            "alt_port",
+            "sip_port",
+            "sip_tls_port",
+            "sip_ws_port",
+            "sip_wss_port",
+        ):
             if merged.get(key) is not None:
                 merged[key] = parse_port(merged[key])
         for key in ("rate", "burst"):
