@@ -23,6 +23,7 @@ from peerline.stun import (
 from peerline.stun.attributes import encode_byte
 from peerline.turn.auth import NonceCheck, Nonces, rest_password
 from peerline.turn.channeldata import decode_channel_data, encode_channel_data
+from peerline.turn.tcp_relay import TCP_PROTOCOL
 from tests.unit.turn_harness import (
     CLIENT,
     CLIENT_KEY,
@@ -168,7 +169,9 @@ def test_requested_transport_missing_unknown_or_tcp_over_udp() -> None:
     client.challenge()
     assert code_of(client.send(MessageBuilder(Method.ALLOCATE, MessageClass.REQUEST))) == 400
     assert code_of(client.send(allocate_request(132))) == 442  # SCTP: not relayed
-    assert code_of(client.send(allocate_request(6))) == 400  # RFC 6062 §5.1: TCP needs TCP
+    assert (
+        code_of(client.send(allocate_request(TCP_PROTOCOL))) == 400
+    )  # RFC 6062 §5.1: TCP needs TCP
     assert client.harness.server.allocation_count == 0
 
 

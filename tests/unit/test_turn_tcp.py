@@ -6,7 +6,7 @@ import pytest
 
 from peerline.stun import AttributeType, Message, MessageBuilder, MessageClass, Method, parse
 from peerline.turn.allocation import BindData, ClientKey, ClosePeer
-from peerline.turn.tcp_relay import BIND_TIMEOUT, CONNECT_TIMEOUT, MAX_CONNECTIONS
+from peerline.turn.tcp_relay import BIND_TIMEOUT, CONNECT_TIMEOUT, MAX_CONNECTIONS, TCP_PROTOCOL
 from tests.unit.turn_harness import (
     CLIENT,
     PEER,
@@ -25,7 +25,7 @@ PEER_ALLOWED = ("192.0.2.0/24",)
 def tcp_allocated() -> Client:
     harness = make_server(allow=PEER_ALLOWED)
     client = Client(harness, client=CONTROL)
-    answer = client.allocate(6)
+    answer = client.allocate(TCP_PROTOCOL)
     assert code_of(answer) is None
     return client
 
@@ -317,7 +317,7 @@ def test_bound_connections_owe_the_allocation_bandwidth_budget() -> None:
     """A stream cannot drop bytes: over budget, the adapter is told how long to wait."""
     harness = make_server(allow=PEER_ALLOWED, bandwidth=1000)
     client = Client(harness, client=CONTROL)
-    assert code_of(client.allocate(6)) is None
+    assert code_of(client.allocate(TCP_PROTOCOL)) is None
     connection_id = connected(client)
     assert code_of(connection_bind(client, connection_id)) is None
     tcp = harness.server.tcp
@@ -331,6 +331,6 @@ def test_bound_connections_owe_the_allocation_bandwidth_budget() -> None:
 def test_no_cap_means_no_wait() -> None:
     harness = make_server(allow=PEER_ALLOWED, bandwidth=0)
     client = Client(harness, client=CONTROL)
-    assert code_of(client.allocate(6)) is None
+    assert code_of(client.allocate(TCP_PROTOCOL)) is None
     connection_id = connected(client)
     assert harness.server.tcp.charge(connection_id, 10**9, 1.0) == 0.0

@@ -18,7 +18,7 @@ from peerline.turn.allocation import (
 from peerline.turn.auth import Credentials, md5_key
 from peerline.turn.config import TurnConfig
 from peerline.turn.policy import PeerPolicy
-from peerline.turn.server import TurnServer
+from peerline.turn.server import UDP_PROTOCOL, TurnServer
 from peerline.users import User
 
 REALM = "example.org"
@@ -163,7 +163,7 @@ class Client:
             return self.send(builder, renew=False)
         return answer
 
-    def allocate(self, transport: int = 17, **attrs: bytes) -> Message:
+    def allocate(self, transport: int = UDP_PROTOCOL, **attrs: bytes) -> Message:
         if not self.nonce:
             self.challenge()
         builder = allocate_request(transport)
@@ -190,7 +190,7 @@ class Client:
         return self.send(builder)
 
 
-def allocate_request(transport: int = 17) -> MessageBuilder:
+def allocate_request(transport: int = UDP_PROTOCOL) -> MessageBuilder:
     return MessageBuilder(Method.ALLOCATE, MessageClass.REQUEST).add(
         AttributeType.REQUESTED_TRANSPORT, encode_byte(transport)
     )
