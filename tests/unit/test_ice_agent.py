@@ -253,6 +253,18 @@ def test_a_better_pair_that_stays_silent_is_not_waited_for_long() -> None:
     assert same_selection(a, b) != (A_HOST, B_HOST)
 
 
+def nominations_by_a(net: Network, base: TransportAddress | None = None) -> set[bytes]:
+    """The transactions of a's checks with USE-CANDIDATE (sent from `base`, if given)."""
+    return {
+        m.transaction_id
+        for p in net.sent
+        if p.sender == "a"
+        and base in (None, p.source)
+        and (m := p.stun) is not None
+        and m.use_candidate
+    }
+
+
 def test_a_nomination_whose_answers_are_all_lost_is_sent_again() -> None:
     """b gets the nomination and selects the pair; every answer to it is lost.
     a tries again (a new transaction) instead of failing the pair."""
@@ -275,12 +287,7 @@ def test_a_nomination_whose_answers_are_all_lost_is_sent_again() -> None:
     net.taps.append(tap)
     connect(net, a, b)
     assert net.run_until(lambda: completed(a, b), 120.0)
-    nominations = {
-        m.transaction_id
-        for p in net.sent
-        if p.sender == "a" and (m := p.stun) is not None and m.use_candidate
-    }
-    assert len(nominations) == 2
+    assert len(nominations_by_a(net)) == 2
     assert a.time_of(Completed) > 30.0  # after the first one timed out
     assert same_selection(a, b) == (A_HOST, B_HOST)
 
@@ -305,17 +312,8 @@ def test_the_next_pair_nominated_gets_its_own_attempts() -> None:
     net.taps.append(tap)
     connect(net, a, b)
     assert net.run_until(lambda: completed(a, b), 300.0)
-    nominations = {
-        source: {
-            m.transaction_id
-            for p in net.sent
-            if p.sender == "a" and p.source == source and (m := p.stun) is not None
-            if m.use_candidate
-        }
-        for source in (A_HOST, A_HOST2)
-    }
-    assert len(nominations[A_HOST]) == NOMINATION_ATTEMPTS
-    assert len(nominations[A_HOST2]) == 2
+    assert len(nominations_by_a(net, A_HOST)) == NOMINATION_ATTEMPTS
+    assert len(nominations_by_a(net, A_HOST2)) == 2
     assert same_selection(a, b) == (A_HOST2, B_HOST)
 
 
