@@ -169,9 +169,8 @@ def test_requested_transport_missing_unknown_or_tcp_over_udp() -> None:
     client.challenge()
     assert code_of(client.send(MessageBuilder(Method.ALLOCATE, MessageClass.REQUEST))) == 400
     assert code_of(client.send(allocate_request(132))) == 442  # SCTP: not relayed
-    assert (
-        code_of(client.send(allocate_request(TCP_PROTOCOL))) == 400
-    )  # RFC 6062 §5.1: TCP needs TCP
+    # RFC 6062 §5.1: a TCP relay only for a client over TCP or TLS.
+    assert code_of(client.send(allocate_request(TCP_PROTOCOL))) == 400
     assert client.harness.server.allocation_count == 0
 
 
