@@ -7,6 +7,7 @@ The relayed addresses are the server's own (203.0.113.1, a documentation range):
 both are denied by default, so the server runs with `--allow-peer` for exactly
 that address, as a lab or private deployment would."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from peerline.lab.builtin import pair
 from peerline.lab.lab import Lab, teardown
 from peerline.lab.profiles import parse_nat
 from peerline.lab.programs import LabProgram, start_serve
+from tests.support.procs import stop_process
 
 pytestmark = pytest.mark.lab
 
@@ -102,13 +104,12 @@ class Peer:
         self.process.stdin.flush()
 
     def stop(self) -> None:
+        """Ask it to deallocate and quit; stopped by its pid if it does not."""
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 self.tell(quit=True)
                 self.process.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process)
         for pipe in (self.process.stdin, self.process.stdout):
             if pipe is not None:
                 pipe.close()
