@@ -16,6 +16,7 @@ import queue
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,9 +67,10 @@ class JsSipPhone:
         self.process.stdin.flush()
 
     def wait_event(self, *kinds: str, timeout: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
         while True:
             try:
-                event = self._events.get(timeout=timeout)
+                event = self._events.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 raise AssertionError(
                     f"no {kinds} within {timeout} s; output: {''.join(self.output)[-2000:]}"
