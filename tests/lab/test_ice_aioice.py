@@ -26,13 +26,12 @@ from typing import Any
 import pytest
 
 from peerline.lab.builtin import pair
-from peerline.lab.lab import Lab, teardown
+from peerline.lab.lab import Lab
 from peerline.lab.profiles import parse_nat
-from peerline.lab.programs import start_serve
 
 pytest.importorskip("aioice", reason="needs the PyPI package aioice (dev extra)")
 from tests.support.aioice_peer import run_pair
-from tests.support.ice_peer import PASSWORD, SERVER_IP, USER, serve_args
+from tests.support.ice_peer import PASSWORD, SERVER_IP, USER, lab_with_serve
 
 pytestmark = pytest.mark.lab
 
@@ -73,16 +72,10 @@ def case(
 ) -> Iterator[Case]:
     """The pair lab with these NATs and a supernode on `server`, all torn down after."""
     nats: NatPair = request.param
-    teardown(PREFIX)
     topology = pair(parse_nat(nats.nat_a), parse_nat(nats.nat_b))
-    with Lab.up(topology, prefix=PREFIX) as lab:
-        state = tmp_path_factory.mktemp("serve")
-        server = start_serve(lab, "server", serve_args(state, alt_ip=False))
-        try:
-            assert server.running, server.startup
-            yield Case(lab, nats)
-        finally:
-            server.stop()
+    state = tmp_path_factory.mktemp("serve")
+    with lab_with_serve(topology, PREFIX, state, alt_ip=False) as lab:
+        yield Case(lab, nats)
 
 
 def driver_args(impl: str, role: str, *extra: str) -> list[str]:

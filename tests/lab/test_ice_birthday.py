@@ -25,10 +25,9 @@ from typing import Any
 
 import pytest
 
-from peerline.lab.lab import Lab, teardown
-from peerline.lab.programs import start_serve
+from peerline.lab.lab import Lab
 from tests.lab.conftest import side_by_side
-from tests.support.ice_peer import peer_server_args, run_pair, serve_args
+from tests.support.ice_peer import lab_with_serve, peer_server_args, run_pair
 
 pytestmark = pytest.mark.lab
 
@@ -42,15 +41,9 @@ SERVERS = peer_server_args()
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """Two symmetric NATs, two port-restricted cones, and a supernode answering
     RFC 5780 on two addresses, all torn down after."""
-    teardown(PREFIX)
-    with Lab.up(side_by_side("bday", PROFILES), prefix=PREFIX) as lab:
-        state = tmp_path_factory.mktemp("serve")
-        server = start_serve(lab, "server", serve_args(state, alt_ip=True))
-        try:
-            assert server.running, server.startup
-            yield lab
-        finally:
-            server.stop()
+    state = tmp_path_factory.mktemp("serve")
+    with lab_with_serve(side_by_side("bday", PROFILES), PREFIX, state, alt_ip=True) as lab:
+        yield lab
 
 
 def exchanged(results: list[dict[str, Any]]) -> None:

@@ -14,29 +14,31 @@ reason and exits 1.
 
 `run_pair` starts two of them in a lab and returns their JSON (for lab tests
 and benchmarks); `serve_args` and `peer_server_args` are the supernode on the
-lab's `server` that they use. `run_drivers`, `read_when_there` and
-`write_atomically` are the plumbing, shared with `tests.support.aioice_peer`.
+lab's `server` that they use, and `lab_with_serve` a lab with it running.
+`run_drivers`, `read_when_there` and `write_atomically` are the plumbing,
+shared with `tests.support.aioice_peer`.
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from peerline.ice.aio import IceTransport
 from peerline.ice.birthday import BirthdayConfig
 from peerline.ice.config import Role
 from peerline.ice.gather import IceTransportConfig, parse_stun_uri, parse_turn_uri
+from peerline.lab.lab import Lab, teardown
+from peerline.lab.programs import start_serve
+from peerline.lab.topology import Topology
 from peerline.session.path import PathInfo
-
-if TYPE_CHECKING:
-    from peerline.lab.lab import Lab
 
 DONE = b"done"
 MODULE = "tests.support.ice_peer"
@@ -58,6 +60,23 @@ def peer_server_args() -> list[str]:
     """This driver's arguments for that server's STUN and TURN."""
     servers = ["--stun", f"{SERVER_IP}:3478", "--turn", f"turn:{SERVER_IP}:3478"]
     return [*servers, "--user", USER, "--password", PASSWORD]
+
+
+@contextlib.contextmanager
+def lab_with_serve(
+    topology: Topology, prefix: str, state_dir: Path, *, alt_ip: bool
+) -> Iterator[Lab]:
+    """`topology` up under `prefix` (whatever a killed run left there torn down
+    first) with `peerline serve` (`serve_args`) on its `server`; all of it
+    stopped and torn down after, whatever happens."""
+    teardown(prefix)
+    with Lab.up(topology, prefix=prefix) as lab:
+        server = start_serve(lab, "server", serve_args(state_dir, alt_ip=alt_ip))
+        try:
+            assert server.running, server.startup
+            yield lab
+        finally:
+            server.stop()
 
 
 class Counter:
@@ -188,7 +207,7 @@ def main() -> int:
 
 
 def run_drivers(
-    lab: "Lab",
+    lab: Lab,
     module: str,
     directory: Path,
     hosts: Sequence[str],
@@ -221,7 +240,7 @@ def run_drivers(
 
 
 def run_pair(
-    lab: "Lab",
+    lab: Lab,
     tmp: Path,
     host_a: str,
     host_b: str,
