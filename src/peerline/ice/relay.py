@@ -258,7 +258,7 @@ class RelayLink:
         if not self._allocated.done():
             self._allocated.set_exception(RelayError(f"TURN {self.server}: {reason}"))
             self._allocated.exception()  # retrieved: allocate() may have given up already
-        elif reason != "closed" or not self._closed.done():
+        elif reason != "closed":  # Closed follows our deallocation or a failure told already
             self._on_lost(self, reason)
 
     def _fire(self) -> None:
