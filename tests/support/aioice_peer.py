@@ -57,12 +57,17 @@ from peerline.lab.lab import Lab
 from peerline.net import format_address, split_host_port
 from peerline.session.config import SessionRole
 from peerline.session.identity import Fingerprint, Identity
-from peerline.session.path import DatagramPath, PathInfo, PathListener
+from peerline.session.path import PathInfo, PathListener
 from peerline.session.quic import PeerSession
 from peerline.session.selftest import write_random
-from tests.support.ice_peer import read_when_there, run_drivers, write_atomically
+from tests.support.ice_peer import (
+    Counter,
+    exchange_datagrams,
+    read_when_there,
+    run_drivers,
+    write_atomically,
+)
 
-MAX_KEPT = 10_000
 MODULE = "tests.support.aioice_peer"
 CHUNK = 64 * 1024
 
@@ -307,57 +312,6 @@ def run_pair(
 
 
 # -- what both sides do ---------------------------------------------------------------------
-
-
-class Counter:
-    """A PathListener that keeps every datagram of the peer (they are all distinct)."""
-
-    def __init__(self) -> None:
-        self.got: set[bytes] = set()
-        self.lost: list[str] = []
-
-    def datagram_received(self, data: bytes) -> None:
-        if len(self.got) < MAX_KEPT:
-            self.got.add(data)
-
-    def path_changed(self, info: PathInfo) -> None:
-        pass
-
-    def path_lost(self, reason: str) -> None:
-        self.lost.append(reason)
-
-
-async def exchange_datagrams(
-    path: DatagramPath,
-    counter: Counter,
-    tags: tuple[str, str],
-    round_number: int,
-    count: int,
-    timeout: float,
-) -> dict[str, Any]:
-    """Send ours until the peer has them all and said so; how many of its arrived.
-    `tags` name our datagrams and the peer's (the names of the signalling files, since
-    roles may swap in a role conflict); each round has its own datagrams."""
-    ours = [f"{tags[0]} {round_number} {n}".encode() for n in range(count)]
-    theirs = {f"{tags[1]} {round_number} {n}".encode() for n in range(count)}
-    done, peer_done = (f"{tag} {round_number} done".encode() for tag in tags)
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
-            while not (counter.got >= theirs and peer_done in counter.got):
-                for data in ours:
-                    path.send(data)
-                if counter.got >= theirs:
-                    path.send(done)
-                await asyncio.sleep(0.1)
-    for _ in range(5):  # the peer may not have heard our last `done`
-        path.send(done)
-        await asyncio.sleep(0.05)
-    return {
-        "received": len(counter.got & theirs),
-        "peer_done": peer_done in counter.got,
-        "strangers": sum(1 for data in counter.got if not data.startswith(tags[1].encode())),
-        "lost": list(counter.lost),
-    }
 
 
 async def quic_client(session: PeerSession, bulk: int, timeout: float) -> dict[str, Any]:

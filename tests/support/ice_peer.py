@@ -15,8 +15,8 @@ reason and exits 1.
 `run_pair` starts two of them in a lab and returns their JSON (for lab tests
 and benchmarks); `serve_args` and `peer_server_args` are the supernode on the
 lab's `server` that they use, and `lab_with_serve` a lab with it running.
-`run_drivers`, `read_when_there` and `write_atomically` are the plumbing,
-shared with `tests.support.aioice_peer`.
+`run_drivers`, `read_when_there`, `write_atomically`, `Counter` and
+`exchange_datagrams` are shared with `tests.support.aioice_peer`.
 """
 
 import argparse
@@ -38,9 +38,9 @@ from peerline.ice.gather import IceTransportConfig, parse_stun_uri, parse_turn_u
 from peerline.lab.lab import Lab, teardown
 from peerline.lab.programs import start_serve
 from peerline.lab.topology import Topology
-from peerline.session.path import PathInfo
+from peerline.session.path import DatagramPath, PathInfo
 
-DONE = b"done"
+MAX_KEPT = 10_000
 MODULE = "tests.support.ice_peer"
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_IP, ALT_IP = "203.0.113.1", "203.0.113.2"
@@ -80,26 +80,54 @@ def lab_with_serve(
 
 
 class Counter:
-    """A PathListener that keeps the peer's numbered datagrams and its `done`."""
+    """A PathListener that keeps every datagram of the peer (they are all distinct)."""
 
     def __init__(self) -> None:
         self.got: set[bytes] = set()
-        self.peer_done = asyncio.Event()
-        self.changed = asyncio.Event()
         self.lost: list[str] = []
 
     def datagram_received(self, data: bytes) -> None:
-        if data == DONE:
-            self.peer_done.set()
-        else:
+        if len(self.got) < MAX_KEPT:
             self.got.add(data)
-            self.changed.set()
 
     def path_changed(self, info: PathInfo) -> None:
         pass
 
     def path_lost(self, reason: str) -> None:
         self.lost.append(reason)
+
+
+async def exchange_datagrams(
+    path: DatagramPath,
+    counter: Counter,
+    tags: tuple[str, str],
+    round_number: int,
+    count: int,
+    timeout: float,
+) -> dict[str, Any]:
+    """Send ours until the peer has them all and said so; how many of its arrived.
+    `tags` name our datagrams and the peer's (aioice_peer: the names of the signalling
+    files, since roles may swap in a role conflict); each round has its own datagrams."""
+    ours = [f"{tags[0]} {round_number} {n}".encode() for n in range(count)]
+    theirs = {f"{tags[1]} {round_number} {n}".encode() for n in range(count)}
+    done, peer_done = (f"{tag} {round_number} done".encode() for tag in tags)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            while not (counter.got >= theirs and peer_done in counter.got):
+                for data in ours:
+                    path.send(data)
+                if counter.got >= theirs:
+                    path.send(done)
+                await asyncio.sleep(0.1)
+    for _ in range(5):  # the peer may not have heard our last `done`
+        path.send(done)
+        await asyncio.sleep(0.05)
+    return {
+        "received": len(counter.got & theirs),
+        "peer_done": peer_done in counter.got,
+        "strangers": sum(1 for data in counter.got if not data.startswith(tags[1].encode())),
+        "lost": list(counter.lost),
+    }
 
 
 async def read_when_there(path: Path, timeout: float, poll: float = 0.05) -> str:
@@ -143,22 +171,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         info = await ice.connected(args.timeout)
         connected_after = loop.time() - started
         connect_s = loop.time() - exchanged
-        wanted = {b"%s %d" % (args.role.encode(), i) for i in range(args.count)}
-        peer_role = b"controlled" if role is Role.CONTROLLING else b"controlling"
-        expected = {b"%s %d" % (peer_role, i) for i in range(args.count)}
-        try:
-            async with asyncio.timeout(args.timeout):
-                while not (counter.got >= expected and counter.peer_done.is_set()):
-                    for data in sorted(wanted):
-                        ice.send(data)
-                    if counter.got >= expected:
-                        ice.send(DONE)
-                    await asyncio.sleep(0.1)
-        except TimeoutError:
-            pass
-        for _ in range(5):  # the peer may still miss our last `done`
-            ice.send(DONE)
-            await asyncio.sleep(0.05)
+        peer_role = "controlled" if role is Role.CONTROLLING else "controlling"
+        tags = (args.role, peer_role)
+        traffic = await exchange_datagrams(ice, counter, tags, 1, args.count, args.timeout)
         return {
             "connected": True,
             "local_type": info.local_type,
@@ -170,10 +185,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "connect_s": round(connect_s, 3),
             "mapping": ice.local_mapping.value,
             "birthday": None if ice.birthday is None else ice.birthday.as_dict(),
-            "received": len(counter.got & expected),
-            "peer_done": counter.peer_done.is_set(),
             "server_failures": ice.server_failures,
-            "lost": counter.lost,
+            **traffic,
         }
 
 
