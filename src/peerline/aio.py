@@ -27,10 +27,12 @@ class DeadlineTimer:
 
     Adapters call `set(core.get_timer())` after every input; the loop timer is
     re-armed only when the deadline moved (as aioquic's asyncio adapter does), so
-    a busy datagram path does not churn timer handles.
+    a busy datagram path does not churn timer handles. `fire(now)` gets the time
+    to hand the core: never before the deadline it asked for, since an event loop
+    may run a timer a fraction of a millisecond early (uvloop does, often).
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, fire: Callable[[], None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, fire: Callable[[float], None]) -> None:
         self._loop = loop
         self._fire = fire
         self._handle: asyncio.TimerHandle | None = None
@@ -52,6 +54,8 @@ class DeadlineTimer:
         self._deadline = None
 
     def _expired(self) -> None:
+        deadline = self._deadline
         self._handle = None
         self._deadline = None
-        self._fire()
+        now = self._loop.time()
+        self._fire(now if deadline is None else max(deadline, now))

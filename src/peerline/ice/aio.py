@@ -663,8 +663,8 @@ class IceTransport:
             deadline = now + _IDLE_GUARD  # handled at that time and not moved: do not spin
         self._timer.set(deadline)
 
-    def _fire(self) -> None:
-        now = self._last_fired = self._loop.time()
+    def _fire(self, now: float) -> None:
+        self._last_fired = now
         self._agent.handle_timer(now)
         self._gatherer.handle_timer(now)
         if self._birthday is not None:

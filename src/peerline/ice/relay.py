@@ -261,6 +261,6 @@ class RelayLink:
         elif reason != "closed":  # Closed follows our deallocation or a failure told already
             self._on_lost(self, reason)
 
-    def _fire(self) -> None:
-        self.core.handle_timer(self._loop.time())
+    def _fire(self, now: float) -> None:
+        self.core.handle_timer(now)
         self._pump()

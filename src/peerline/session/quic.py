@@ -23,6 +23,7 @@ import contextlib
 import logging
 from collections import deque
 
+from peerline.aio import DeadlineTimer
 from peerline.session.config import SessionConfig, SessionRole
 from peerline.session.core import CloseCode, SessionCore, SessionState
 from peerline.session.errors import EndReason, SessionClosed, SessionUsageError, StreamReset
@@ -77,8 +78,7 @@ class PeerSession:
         self._connected: asyncio.Future[None] = self._loop.create_future()
         self._ended: asyncio.Future[Ended] = self._loop.create_future()
         self._started = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer = DeadlineTimer(self._loop, self._on_timer)
         self._transmit_handle: asyncio.Handle | None = None
         self._streams: dict[int, QuicStreamTransport] = {}
         self._incoming: deque[StreamPair] = deque()
@@ -305,20 +305,8 @@ class PeerSession:
         self._arm_timer()
 
     def _arm_timer(self) -> None:
-        deadline = self._core.get_timer()
-        if deadline == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = deadline
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+        self._timer.set(self._core.get_timer())
 
-    def _on_timer(self) -> None:
-        deadline = self._timer_at or 0.0
-        self._timer = None
-        self._timer_at = None
-        # asyncio may fire a hair early; the core must see its deadline reached
-        self._core.handle_timer(max(deadline, self._loop.time()))
+    def _on_timer(self, now: float) -> None:
+        self._core.handle_timer(now)
         self._after_input()
