@@ -32,10 +32,11 @@ def _needs_lab() -> None:
 
 
 @contextlib.contextmanager
-def built(topology: Topology) -> Iterator[Lab]:
-    """`topology` built fresh under the test prefix, torn down whatever happens."""
-    teardown(PREFIX)
-    with Lab.up(topology, prefix=PREFIX) as lab:
+def built(topology: Topology, prefix: str = PREFIX) -> Iterator[Lab]:
+    """`topology` built fresh under a test prefix (each file may have its own),
+    cleared of what a killed run left, and torn down whatever happens."""
+    teardown(prefix)
+    with Lab.up(topology, prefix=prefix) as lab:
         yield lab
 
 

@@ -2,23 +2,21 @@
 and rate still act beside it, a dead delay line drops (never skips the delay), and
 `lab down` ends it. Lab prefix `pldl-`."""
 
-import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from peerline.lab import builder, builtin, netns
-from peerline.lab.lab import Lab, teardown
+from peerline.lab.lab import Lab
 from peerline.lab.profiles import LinkShape, parse_nat
-from peerline.lab.topology import Topology
+from tests.lab.conftest import built
 from tests.support.procs import wait_until
 
 pytestmark = [
@@ -59,13 +57,6 @@ sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for number in range(count):
     sock.sendto(b"%08d" % number + bytes(size - 8), (ip, port))
 """
-
-
-@contextlib.contextmanager
-def built(topology: Topology) -> Iterator[Lab]:
-    teardown(PREFIX)
-    with Lab.up(topology, prefix=PREFIX) as lab:
-        yield lab
 
 
 def burst(lab: Lab, count: int, size: int, *, idle: float = 2.0) -> dict[str, Any]:
@@ -120,7 +111,7 @@ def test_a_burst_of_2000_datagrams_passes_whole_and_in_order_through_a_symmetric
     behind a NAT drawing random ports, so a packet held after conntrack would show up
     from ports of its own."""
     topology = builtin.pair(parse_nat("symmetric")).with_access_links(LinkShape(delay_ms=20))
-    with built(topology) as lab:
+    with built(topology, PREFIX) as lab:
         got = burst(lab, 2000, 1200)
         assert len(got["numbers"]) == 2000
         assert got["numbers"] == list(range(2000))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from peerline.lab.lab import Lab, teardown
+from peerline.lab.lab import Lab
 from peerline.lab.programs import start_serve
-from tests.lab.conftest import side_by_side
+from tests.lab.conftest import built, side_by_side
 from tests.support.baresip import Phone, account, phone
 from tests.support.procs import require_program
 
@@ -26,8 +26,7 @@ USERS = {"alice": "wonderland", "bob": "builder"}
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
     require_program("baresip", "baresip")
-    teardown(PREFIX)
-    with Lab.up(side_by_side("sip", ["symmetric", "port-restricted-cone"]), prefix=PREFIX) as lab:
+    with built(side_by_side("sip", ["symmetric", "port-restricted-cone"]), PREFIX) as lab:
         yield lab
 
 

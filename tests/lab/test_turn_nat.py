@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from peerline.lab.builtin import pair
-from peerline.lab.lab import Lab, teardown
+from peerline.lab.lab import Lab
 from peerline.lab.profiles import parse_nat
 from peerline.lab.programs import LabProgram, start_serve
+from tests.lab.conftest import built
 from tests.support.procs import stop_process
 
 pytestmark = pytest.mark.lab
@@ -36,9 +37,8 @@ MESSAGES = 20
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
     symmetric = parse_nat("symmetric")
-    teardown(PREFIX)
-    with Lab.up(pair(symmetric, symmetric), prefix=PREFIX) as built:
-        yield built
+    with built(pair(symmetric, symmetric), PREFIX) as lab:
+        yield lab
 
 
 @pytest.fixture(scope="module")
