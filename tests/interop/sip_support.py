@@ -2,11 +2,11 @@
 reading its own figures."""
 
 import contextlib
-import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.metrics import fetch_metrics, parse_metrics
 from tests.support.procs import PEERLINE, free_port, running
 
 DOMAIN = "example.test"
@@ -78,7 +78,4 @@ def sip_serve(
 
 def serve_metric(metrics_port: int, name: str) -> float:
     """One unlabelled sample from `peerline serve --metrics-port` (Prometheus text)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as answer:
-        text = answer.read().decode()
-    [line] = [x for x in text.splitlines() if x.startswith(f"{name} ")]
-    return float(line.split()[1])
+    return parse_metrics(fetch_metrics(metrics_port))[name]

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.metrics import fetch_metrics, parse_metrics
 from tests.support.procs import PEERLINE, free_port, running
 
 USER = "alice"
@@ -25,21 +26,11 @@ class TurnServer:
 
     def metrics_text(self) -> str:
         """The body of GET /metrics, as served."""
-        with socket.create_connection(("127.0.0.1", self.metrics_port), timeout=5) as http:
-            http.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            data = b""
-            while chunk := http.recv(65536):
-                data += chunk
-        return data.split(b"\r\n\r\n", 1)[1].decode()
+        return fetch_metrics(self.metrics_port)
 
     def metrics(self) -> dict[str, float]:
         """The Prometheus figures, `name{labels}` -> value."""
-        figures = {}
-        for line in self.metrics_text().splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                figures[name] = float(value)
-        return figures
+        return parse_metrics(self.metrics_text())
 
 
 @contextlib.contextmanager
