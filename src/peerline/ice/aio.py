@@ -52,7 +52,7 @@ from peerline.ice.birthday import (
     Mapping,
     plan_birthday,
 )
-from peerline.ice.candidate import Candidate, CandidateType
+from peerline.ice.candidate import Candidate
 from peerline.ice.checklist import PairInfo
 from peerline.ice.config import Role
 from peerline.ice.description import IceDescription, parse_description
@@ -101,7 +101,7 @@ def path_info(pair: PairInfo) -> PathInfo:
         remote_type=remote.type.value,
         local_address=format_address(local.address),
         remote_address=format_address(remote.address),
-        relayed=CandidateType.RELAYED in (local.type, remote.type),
+        relayed=pair.relayed,
     )
 
 
