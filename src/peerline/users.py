@@ -11,6 +11,7 @@ An HA1 line stores no password, but only works for the realm it was made for
 
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,10 @@ class UserDirectory:
 
     def __len__(self) -> int:
         return len(self._users)
+
+    def __iter__(self) -> Iterator[User]:
+        """Each user once, as kept (a later entry of the same name replaced the earlier)."""
+        return iter(self._users.values())
 
     def get(self, name: str) -> User | None:
         return self._users.get(name)

@@ -38,10 +38,8 @@ class SipService:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        users = load_users(config)
-        self.users = UserDirectory(users)
-        final = {user.name: user for user in users}  # as the directory keeps them
-        self._ha1_only = sum(1 for user in final.values() if user.password is None)
+        self.users = UserDirectory(load_users(config))
+        self._ha1_only = sum(1 for user in self.users if user.password is None)
         self.server: SipServer | None = None
         self.element: SipElement | None = None
         self._lines: list[str] = []
