@@ -208,6 +208,31 @@ def test_a_check_before_the_offer_arrived_is_answered() -> None:
     assert [c.address for c in agent.remote_candidates] == [PEER]
 
 
+def test_a_check_at_an_address_that_is_no_candidate_of_ours_is_not_answered() -> None:
+    """A socket the agent was never given (an extra birthday socket it did not admit):
+    a success from there would hand the peer a pair we cannot use, and a controlling
+    peer would nominate it; the check goes unanswered and nothing is learned."""
+    agent = answering_agent()
+    elsewhere = TransportAddress(B_HOST.ip, B_HOST.port + 1)
+    assert agent.receive_datagram(check(), elsewhere, PEER, 0.0) is Disposition.CONSUMED
+    assert agent.datagrams_to_send(0.0) == []
+    assert agent.pairs() == []
+
+
+def test_a_controlled_agent_with_no_room_for_the_pair_does_not_answer() -> None:
+    """The checklist is full: a controlled agent could not follow a nomination of the
+    pair, so it leaves the check unanswered rather than let the peer count on it."""
+    agent = Agent(
+        role=Role.CONTROLLED, config=IceConfig(max_pairs=1), credentials=B_CREDS, tie_breaker=1
+    )
+    agent.add_local_candidate(Candidate.host(B_HOST))
+    agent.set_remote_credentials(A_CREDS.ufrag, A_CREDS.pwd)
+    agent.add_remote_candidate(Candidate.host(("10.9.0.1", 7000)))
+    assert len(agent.pairs()) == 1
+    assert agent.receive_datagram(check(), B_HOST, PEER, 0.0) is Disposition.CONSUMED
+    assert [t for t in agent.datagrams_to_send(0.0) if t.destination == PEER] == []
+
+
 def test_a_bad_answer_to_our_check_is_ignored() -> None:
     """An answer signed with another key is as if it never came (RFC 8445 §7.2.5)."""
     agent = Agent(role=Role.CONTROLLING, credentials=A_CREDS, tie_breaker=5)

@@ -489,23 +489,28 @@ class Agent:
             reply = error_response(message, ErrorCode.ROLE_CONFLICT, key=key)
             self._outbox.append(Transmit(reply, base, source))
             return
-        self._outbox.append(Transmit(success_response(message, source, key), base, source))
+        success = Transmit(success_response(message, source, key), base, source)
         generation = self._by_local_ufrag(request.local_ufrag)
         if generation is self._current and self._peer_checked_at is None:
             self._peer_checked_at = self._now
         local = None if generation is None else generation.local_at(base)
         if generation is None or local is None:
-            self._log.debug("check at %s matches no local candidate", base)
+            # Not answered: no candidate of ours is there (an extra socket the birthday
+            # technique did not admit). A success would give the peer a pair we cannot
+            # use, and a controlling peer would nominate it.
+            self._log.debug("check at %s matches no local candidate: not answered", base)
             return
         component = local.candidate.component
         checklist = generation.checklist
         use_candidate = request.use_candidate and self._role is Role.CONTROLLED
         if generation is not self._current or checklist.state is ChecklistState.FAILED:
+            self._outbox.append(success)
             return  # an old or failed generation only answers
         aggressive = self._role is Role.CONTROLLING and (
             self._config.nomination is Nomination.AGGRESSIVE
         )
         if checklist.state is ChecklistState.COMPLETED and not (use_candidate or aggressive):
+            self._outbox.append(success)
             return  # an aggressive controller goes on: its next success nominates
         pair = checklist.find(base, source, component)
         if pair is None:
@@ -514,13 +519,16 @@ class Agent:
             )
             if pair is None:
                 self._log.debug("no room for a pair for the check from %s", source)
-                return
+                if self._role is Role.CONTROLLING:
+                    self._outbox.append(success)  # harmless: we never nominate it
+                return  # controlled: unanswered, so the peer cannot nominate it
             if learned is not None:
                 self._events.append(
                     NewPeerReflexiveCandidate(
                         candidate=learned, local=False, generation=generation.number
                     )
                 )
+        self._outbox.append(success)
         if pair.state is PairState.FAILED and pair.revivals >= MAX_REVIVALS and not use_candidate:
             return  # answered, not revived again (see MAX_REVIVALS)
         if pair.state is not PairState.SUCCEEDED:
